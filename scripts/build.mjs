@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Builds everything: TypeScript -> dist/ (tests, benchmarks, development) and the three standalone
+// executables (build/cni/trellis, build/cni/trellis-ipam, build/trellis) compiled with Bun so they
+// run on hosts with no Node.js and start in a few milliseconds (see docs/executables.md).
+import { execFileSync } from "node:child_process";
+import { mkdirSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const run = (file, args) => execFileSync(file, args, { cwd: root, stdio: "inherit" });
+
+const targets = [
+  ["src/cni/main.ts", "build/cni/trellis"],
+  ["src/ipam/main.ts", "build/cni/trellis-ipam"],
+  ["src/cli/main.ts", "build/trellis"],
+];
+const only = process.argv.slice(2);
+
+run(bin("tsc"), ["-p", "tsconfig.json"]);
+for (const [entry, out] of targets) {
+  if (only.length > 0 && !only.some((o) => out.endsWith(o))) continue;
+  if (!existsSync(join(root, entry))) continue;
+  mkdirSync(dirname(join(root, out)), { recursive: true });
+  run(bin("bun"), ["build", "--compile", "--minify", "--bytecode", "--target=bun", entry, "--outfile", out]);
+}

@@ -1,0 +1,123 @@
+// The on-disk reservation store, laid out exactly like the reference host-local's, so that both
+// plugins may share a directory without ever giving out the same address:
+//
+//   <dataDir>/<network>/<ip>                  one file per reserved address, created O_EXCL,
+//                                             content "<containerID>\r\n<ifname>"
+//   <dataDir>/<network>/last_reserved_ip.<i>  last address reserved in range set i
+//   <dataDir>/<network>/lock                  flock(LOCK_EX) held around every read-modify-write
+//
+// Creating the address file with O_EXCL is the reservation itself; the flock serialises the
+// "find a free address, then take it" sequence between concurrent plugin invocations.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseIp, type Ip } from "../model/ip.js";
+import { openLock, type Lock } from "./flock.js";
+
+export interface Owner {
+  containerId: string;
+  ifname: string;
+}
+
+const LAST_RESERVED = "last_reserved_ip.";
+
+export class DiskStore {
+  readonly dir: string;
+  private readonly lockFn: (p: string) => Lock;
+
+  constructor(dataDir: string, network: string, lockFn: (p: string) => Lock = openLock) {
+    this.dir = path.join(dataDir, network);
+    this.lockFn = lockFn;
+  }
+
+  /** Runs `fn` holding the directory's lock. Creates the directory (0755) on first use. */
+  locked<T>(fn: () => T): T {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
+    const lock = this.lockFn(path.join(this.dir, "lock"));
+    try {
+      return fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Every reserved address with its owner. Files whose name is not an IP are ignored. */
+  entries(): Map<string, Owner> {
+    const out = new Map<string, Owner>();
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return out;
+      throw e;
+    }
+    for (const name of names) {
+      if (name === "lock" || name.startsWith(LAST_RESERVED) || !parseIp(name)) continue;
+      let text: string;
+      try {
+        text = fs.readFileSync(path.join(this.dir, name), "utf8");
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT" || (e as NodeJS.ErrnoException).code === "EISDIR") continue;
+        throw e;
+      }
+      out.set(name, parseOwner(text));
+    }
+    return out;
+  }
+
+  lastReserved(setIndex: number): Ip | undefined {
+    try {
+      return parseIp(fs.readFileSync(path.join(this.dir, LAST_RESERVED + setIndex), "utf8").trim());
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Reserves `ip` for `owner`. Returns false if the address file already exists. */
+  reserve(ipText: string, owner: Owner, setIndex: number): boolean {
+    const file = path.join(this.dir, ipText);
+    let fd: number;
+    try {
+      fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw e;
+    }
+    try {
+      fs.writeSync(fd, `${owner.containerId}\r\n${owner.ifname}`);
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw e;
+    }
+    fs.closeSync(fd);
+    fs.writeFileSync(path.join(this.dir, LAST_RESERVED + setIndex), ipText, { mode: 0o600 });
+    return true;
+  }
+
+  /** Removes one address file. */
+  remove(ipText: string): void {
+    fs.rmSync(path.join(this.dir, ipText), { force: true });
+  }
+
+  /**
+   * Addresses held by (containerId, ifname). Like host-local, a legacy file holding only the
+   * container id matches when no file matches the full key.
+   */
+  findByOwner(owner: Owner, entries = this.entries()): string[] {
+    const exact: string[] = [];
+    const legacy: string[] = [];
+    for (const [ip, o] of entries) {
+      if (o.containerId !== owner.containerId) continue;
+      if (o.ifname === owner.ifname) exact.push(ip);
+      else if (o.ifname === "") legacy.push(ip);
+    }
+    return exact.length > 0 ? exact : legacy;
+  }
+}
+
+export function parseOwner(text: string): Owner {
+  const trimmed = text.trim();
+  const sep = trimmed.indexOf("\r\n");
+  if (sep < 0) return { containerId: trimmed, ifname: "" };
+  return { containerId: trimmed.slice(0, sep).trim(), ifname: trimmed.slice(sep + 2).trim() };
+}

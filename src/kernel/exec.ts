@@ -1,0 +1,90 @@
+// The one place that starts kernel tools (ip, bridge, nft, nsenter, sysctl, bird).
+//
+// Calls are synchronous: the CNI plugin is a short-lived process that does one thing at a time,
+// and spawnSync avoids the event-loop round trips of spawn(). Long-running daemons (the agent)
+// use runAsync. A failed command becomes a KernelError carrying the command, its exit code and
+// its stderr, so messages can say exactly what the kernel refused.
+import { spawn, spawnSync } from "node:child_process";
+
+export class KernelError extends Error {
+  readonly command: string;
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  constructor(command: string, exitCode: number | null, stderr: string) {
+    const why = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit code ${exitCode}`;
+    super(`${command}: ${why}`);
+    this.name = "KernelError";
+    this.command = command;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+  }
+  /** For `ip -batch`: the 1-based line that failed ("Command failed -:3"), if ip said so. */
+  get failedBatchLine(): number | undefined {
+    const m = /Command failed -:(\d+)/.exec(this.stderr);
+    return m ? Number(m[1]) : undefined;
+  }
+  get notFound(): boolean {
+    return /Cannot find device|does not exist|No such (device|file|process)|not found/i.test(this.stderr);
+  }
+  get exists(): boolean {
+    return /File exists/i.test(this.stderr);
+  }
+}
+
+export interface RunOptions {
+  /** Network namespace path to run in, via `nsenter --net=<path>`. */
+  netns?: string;
+  /** Text written to the command's stdin. */
+  input?: string;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+function argv(cmd: string, args: readonly string[], netns?: string): [string, string[]] {
+  return netns ? ["nsenter", [`--net=${netns}`, "--", cmd, ...args]] : [cmd, [...args]];
+}
+
+const show = (cmd: string, args: readonly string[], netns?: string): string =>
+  `${netns ? `nsenter --net=${netns} ` : ""}${cmd} ${args.join(" ")}`.trim();
+
+/** Runs a command to completion; throws KernelError on a non-zero exit. */
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): RunResult {
+  const [file, fullArgs] = argv(cmd, args, opts.netns);
+  const r = spawnSync(file, fullArgs, {
+    input: opts.input,
+    encoding: "utf8",
+    stdio: ["pipe", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error) throw new KernelError(show(cmd, args, opts.netns), null, String(r.error.message));
+  if (r.status !== 0) throw new KernelError(show(cmd, args, opts.netns), r.status, r.stderr ?? "");
+  return { stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+/** The asynchronous form, for long-lived processes that must not block their event loop. */
+export function runAsync(cmd: string, args: readonly string[], opts: RunOptions & { signal?: AbortSignal } = {}): Promise<RunResult> {
+  const [file, fullArgs] = argv(cmd, args, opts.netns);
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, fullArgs, { stdio: ["pipe", "pipe", "pipe"], signal: opts.signal });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", (e) => reject(new KernelError(show(cmd, args, opts.netns), null, e.message)));
+    child.on("close", (code) => {
+      if (code === 0) resolve({ stdout, stderr });
+      else reject(new KernelError(show(cmd, args, opts.netns), code, stderr));
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** Runs `ip -batch -` with the given lines (one `ip` process for many operations). */
+export function ipBatch(lines: readonly string[], opts: { netns?: string; json?: boolean } = {}): string {
+  if (lines.length === 0) return "";
+  const args = opts.json ? ["-j", "-batch", "-"] : ["-batch", "-"];
+  return run("ip", args, { netns: opts.netns, input: lines.join("\n") + "\n" }).stdout;
+}

@@ -1,0 +1,136 @@
+// Kernel operations the CNI plugin needs, behind one small interface (real + fake).
+import * as fs from "node:fs";
+import { ipBatch, KernelError, run } from "./exec.js";
+
+export interface LinkInfo {
+  name: string;
+  kind?: string;
+  mac?: string;
+  mtu?: number;
+  master?: string;
+  alias?: string;
+  addresses: Array<{ address: string; prefix: number }>;
+}
+
+export interface RouteInfo {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+}
+
+export type NetnsState = "ok" | "missing" | "self" | "not-a-netns";
+
+export interface PodKernel {
+  /** `ip -batch` in the plugin's own (host) namespace. */
+  hostBatch(lines: readonly string[]): void;
+  /** `ip -batch` inside the pod namespace at `netns` (a path). */
+  podBatch(netns: string, lines: readonly string[]): void;
+  /** Whether a link of that name exists in the host namespace (no process started). */
+  linkExists(name: string): boolean;
+  /** Deletes a host link; false if it did not exist. */
+  deleteLink(name: string): boolean;
+  /** Host veths with their alias. */
+  listVeths(): LinkInfo[];
+  /** Reads a link and its addresses; in the pod namespace when netns is given. undefined if absent. */
+  readLink(name: string, netns?: string): LinkInfo | undefined;
+  /** Routes of the main table that exactly match `dst`, in the pod namespace when netns is given. */
+  readRoutes(dsts: readonly string[], netns?: string): RouteInfo[][];
+  /** Sets a /proc/sys value unless it already has it. */
+  ensureSysctl(key: string, value: string): void;
+  netnsState(path: string): NetnsState;
+}
+
+interface IpLinkJson {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  master?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+  addr_info?: Array<{ local: string; prefixlen: number }>;
+}
+
+const toLinkInfo = (j: IpLinkJson): LinkInfo => {
+  const l: LinkInfo = { name: j.ifname, addresses: (j.addr_info ?? []).map((a) => ({ address: a.local, prefix: a.prefixlen })) };
+  if (j.linkinfo?.info_kind) l.kind = j.linkinfo.info_kind;
+  if (j.address) l.mac = j.address;
+  if (j.mtu !== undefined) l.mtu = j.mtu;
+  if (j.master) l.master = j.master;
+  if (j.ifalias) l.alias = j.ifalias;
+  return l;
+};
+
+const NSFS_MAGIC = 0x6e736673;
+const PROC_MAGIC = 0x9fa0;
+
+export class RealPodKernel implements PodKernel {
+  hostBatch(lines: readonly string[]): void {
+    ipBatch(lines);
+  }
+
+  podBatch(netns: string, lines: readonly string[]): void {
+    ipBatch(lines, { netns });
+  }
+
+  linkExists(name: string): boolean {
+    // /proc/sys/net/*/conf lists the links of the caller's own namespace (unlike /sys/class/net,
+    // which shows the namespace that mounted /sys).
+    return fs.existsSync(`/proc/sys/net/ipv4/conf/${name}`) || fs.existsSync(`/proc/sys/net/ipv6/conf/${name}`);
+  }
+
+  deleteLink(name: string): boolean {
+    try {
+      run("ip", ["link", "del", name]);
+      return true;
+    } catch (e) {
+      if (e instanceof KernelError && e.notFound) return false;
+      throw e;
+    }
+  }
+
+  listVeths(): LinkInfo[] {
+    const out = run("ip", ["-j", "link", "show", "type", "veth"]).stdout;
+    return (JSON.parse(out || "[]") as IpLinkJson[]).map(toLinkInfo);
+  }
+
+  readLink(name: string, netns?: string): LinkInfo | undefined {
+    try {
+      const out = run("ip", ["-j", "-d", "addr", "show", "dev", name], { netns }).stdout;
+      const links = JSON.parse(out || "[]") as IpLinkJson[];
+      return links[0] ? toLinkInfo(links[0]) : undefined;
+    } catch (e) {
+      if (e instanceof KernelError && e.notFound) return undefined;
+      throw e;
+    }
+  }
+
+  readRoutes(dsts: readonly string[], netns?: string): RouteInfo[][] {
+    if (dsts.length === 0) return [];
+    const out = ipBatch(dsts.map((d) => `route show table main exact ${d}`), { netns, json: true });
+    const lines = out.split("\n").filter((l) => l.trim() !== "");
+    return dsts.map((_, i) => JSON.parse(lines[i] ?? "[]") as RouteInfo[]);
+  }
+
+  ensureSysctl(key: string, value: string): void {
+    const p = `/proc/sys/${key.replaceAll(".", "/")}`;
+    if (fs.readFileSync(p, "utf8").trim() !== value) fs.writeFileSync(p, value);
+  }
+
+  netnsState(path: string): NetnsState {
+    let st: fs.StatsBase<bigint>;
+    try {
+      st = fs.statSync(path, { bigint: true });
+    } catch {
+      return "missing";
+    }
+    const self = fs.statSync("/proc/self/ns/net", { bigint: true });
+    if (st.ino === self.ino && st.dev === self.dev) return "self";
+    try {
+      const fsType = Number(fs.statfsSync(path).type);
+      if (fsType !== NSFS_MAGIC && fsType !== PROC_MAGIC) return "not-a-netns";
+    } catch {
+      // statfs unavailable: the kernel will refuse a bad path when we use it.
+    }
+    return "ok";
+  }
+}
