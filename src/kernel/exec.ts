@@ -10,13 +10,15 @@ export class KernelError extends Error {
   readonly command: string;
   readonly exitCode: number | null;
   readonly stderr: string;
-  constructor(command: string, exitCode: number | null, stderr: string) {
+  readonly stdout: string;
+  constructor(command: string, exitCode: number | null, stderr: string, stdout = "") {
     const why = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit code ${exitCode}`;
     super(`${command}: ${why}`);
     this.name = "KernelError";
     this.command = command;
     this.exitCode = exitCode;
     this.stderr = stderr;
+    this.stdout = stdout;
   }
   /** For `ip -batch`: the 1-based line that failed ("Command failed -:3"), if ip said so. */
   get failedBatchLine(): number | undefined {
@@ -36,6 +38,8 @@ export interface RunOptions {
   netns?: string;
   /** Text written to the command's stdin. */
   input?: string;
+  /** Environment of the command (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface RunResult {
@@ -55,12 +59,13 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
   const [file, fullArgs] = argv(cmd, args, opts.netns);
   const r = spawnSync(file, fullArgs, {
     input: opts.input,
+    env: opts.env,
     encoding: "utf8",
     stdio: ["pipe", "pipe", "pipe"],
     maxBuffer: 64 * 1024 * 1024,
   });
   if (r.error) throw new KernelError(show(cmd, args, opts.netns), null, String(r.error.message));
-  if (r.status !== 0) throw new KernelError(show(cmd, args, opts.netns), r.status, r.stderr ?? "");
+  if (r.status !== 0) throw new KernelError(show(cmd, args, opts.netns), r.status, r.stderr ?? "", r.stdout ?? "");
   return { stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
@@ -68,7 +73,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 export function runAsync(cmd: string, args: readonly string[], opts: RunOptions & { signal?: AbortSignal } = {}): Promise<RunResult> {
   const [file, fullArgs] = argv(cmd, args, opts.netns);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, fullArgs, { stdio: ["pipe", "pipe", "pipe"], signal: opts.signal });
+    const child = spawn(file, fullArgs, { stdio: ["pipe", "pipe", "pipe"], signal: opts.signal, env: opts.env });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -76,7 +81,7 @@ export function runAsync(cmd: string, args: readonly string[], opts: RunOptions 
     child.on("error", (e) => reject(new KernelError(show(cmd, args, opts.netns), null, e.message)));
     child.on("close", (code) => {
       if (code === 0) resolve({ stdout, stderr });
-      else reject(new KernelError(show(cmd, args, opts.netns), code, stderr));
+      else reject(new KernelError(show(cmd, args, opts.netns), code, stderr, stdout));
     });
     child.stdin.end(opts.input ?? "");
   });

@@ -1,0 +1,120 @@
+// `trellis lab ...`: build, inspect, check and remove a cluster of network namespaces on this host.
+import { Command, Option } from "commander";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { labCheck, labDown, labStatus, labUp, listLabs, verdict, type CheckReport } from "../lab/lab.js";
+import { MODES, type Mode } from "../cni/config.js";
+import { printTable } from "./table.js";
+
+/** Where the plugin executables are: beside this executable (build/cni), or --cni-bin-dir. */
+export function defaultCniBinDir(): string {
+  const candidates = [
+    process.env.TRELLIS_CNI_BIN_DIR,
+    path.join(path.dirname(process.execPath), "cni"),
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "build", "cni"),
+  ];
+  for (const c of candidates) if (c && fs.existsSync(path.join(c, "trellis"))) return c;
+  return "/opt/cni/bin";
+}
+
+const int = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new Error(`${name} "${v}" is not a whole number`);
+  return n;
+};
+
+const progress = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error("the lab creates network namespaces: run as root");
+}
+
+export function renderCheck(r: CheckReport): string {
+  const short = (v: string): string => ({ ok: "ok", FAIL: "FAIL", blocked: "-", UNEXPECTED: "LEAK" })[v] ?? v;
+  const rows = r.pods.map((from) => [from, ...r.pods.map((to) => {
+    if (from === to) return "";
+    const c = r.cells.find((x) => x.from === from && x.to === to)!;
+    return short(verdict(c));
+  })]);
+  const lines = [printTable(["from \\ to", ...r.pods], rows)];
+  const expected = r.cells.filter((c) => c.expected);
+  const reached = expected.filter((c) => c.reached).length;
+  const leaks = r.cells.filter((c) => !c.expected && c.reached).length;
+  lines.push(`${reached}/${expected.length} expected paths reachable; ${leaks} unexpected path(s) open`);
+  lines.push("legend: ok = reachable as expected, - = not expected to connect, FAIL = should connect but does not, LEAK = connects but should not");
+  lines.push(r.passed ? "lab check: PASS" : "lab check: FAIL");
+  return lines.join("\n");
+}
+
+export function labCommand(): Command {
+  const lab = new Command("lab").description("a cluster of network namespaces on this host, with real plugin calls");
+  const cniDir = new Option("--cni-bin-dir <dir>", "directory holding the trellis and trellis-ipam executables");
+
+  lab.command("up")
+    .description("build a lab: underlay switch, nodes, pods attached by the CNI plugin")
+    .requiredOption("--name <name>", "lab name (1-12 lower-case letters/digits)")
+    .option("--nodes <n>", "number of nodes", int("--nodes"), 2)
+    .option("--pods-per-node <n>", "pods on each node", int("--pods-per-node"), 3)
+    .addOption(new Option("--mode <mode>", "pod attachment mode").choices(MODES).default("routed"))
+    .addOption(cniDir)
+    .action((o: { name: string; nodes: number; podsPerNode: number; mode: Mode; cniBinDir?: string }) => {
+      requireRoot();
+      const dir = o.cniBinDir ?? defaultCniBinDir();
+      const started = Date.now();
+      try {
+        const s = labUp({ name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode }, dir, progress);
+        progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
+      } catch (e) {
+        progress(`lab up failed: ${(e as Error).message}`);
+        progress(`(run "trellis lab down --name ${o.name}" to remove what was made)`);
+        process.exitCode = 1;
+      }
+    });
+
+  lab.command("status")
+    .description("show the lab's nodes and pods")
+    .requiredOption("--name <name>", "lab name")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .action((o: { name: string; output: string }) => {
+      const s = labStatus(o.name);
+      if (o.output === "json") {
+        process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+        return;
+      }
+      process.stdout.write(printTable(["NODE", "NETNS", "IP", "POD CIDR"], s.nodes.map((n) => [n.name, n.netns, n.ip, n.podCidr])) + "\n\n");
+      process.stdout.write(printTable(["POD", "NAMESPACE", "NODE", "IP", "NETNS"], s.pods.map((p) => [p.name, p.namespace, p.node, p.ip, p.netns])) + "\n");
+    });
+
+  lab.command("check")
+    .description("probe every pod pair and compare with what should connect; exit 0 only if all agree")
+    .requiredOption("--name <name>", "lab name")
+    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .action(async (o: { name: string; output: string }) => {
+      requireRoot();
+      const r = await labCheck(o.name);
+      process.stdout.write((o.output === "json" ? JSON.stringify(r, null, 2) : renderCheck(r)) + "\n");
+      if (!r.passed) process.exitCode = 1;
+    });
+
+  lab.command("down")
+    .description("remove every namespace, link and file the lab made")
+    .requiredOption("--name <name>", "lab name")
+    .addOption(cniDir)
+    .action((o: { name: string; cniBinDir?: string }) => {
+      requireRoot();
+      const r = labDown(o.name, o.cniBinDir ?? defaultCniBinDir(), progress);
+      for (const e of r.errors) progress(`warning: ${e}`);
+      progress(`lab ${o.name} is down`);
+    });
+
+  lab.command("list")
+    .description("list the labs on this host")
+    .action(() => {
+      for (const n of listLabs()) process.stdout.write(`${n}\n`);
+    });
+
+  return lab;
+}
