@@ -5,6 +5,7 @@
 // use runAsync. A failed command becomes a KernelError carrying the command, its exit code and
 // its stderr, so messages can say exactly what the kernel refused.
 import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 export class KernelError extends Error {
   readonly command: string;
@@ -87,9 +88,22 @@ export function runAsync(cmd: string, args: readonly string[], opts: RunOptions 
   });
 }
 
+/**
+ * How to run `ip` inside the namespace at `path`: a namespace under /run/netns (where runtimes
+ * and `ip netns add` put them) can be named with `ip -n`, which saves starting nsenter (~2.5 ms
+ * per call); any other path (/proc/<pid>/ns/net, ...) goes through nsenter.
+ */
+export function ipNetnsArgs(path: string | undefined): { args: string[]; netns?: string } {
+  if (!path) return { args: [] };
+  const m = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(path);
+  if (m && existsSync(`/var/run/netns/${m[1]}`)) return { args: ["-n", m[1]!] };
+  return { args: [], netns: path };
+}
+
 /** Runs `ip -batch -` with the given lines (one `ip` process for many operations). */
-export function ipBatch(lines: readonly string[], opts: { netns?: string; json?: boolean } = {}): string {
+export function ipBatch(lines: readonly string[], opts: { netns?: string; json?: boolean; family?: 4 | 6 } = {}): string {
   if (lines.length === 0) return "";
-  const args = opts.json ? ["-j", "-batch", "-"] : ["-batch", "-"];
-  return run("ip", args, { netns: opts.netns, input: lines.join("\n") + "\n" }).stdout;
+  const ns = ipNetnsArgs(opts.netns);
+  const args = [...ns.args, ...(opts.json ? ["-j"] : []), ...(opts.family ? [`-${opts.family}`] : []), "-batch", "-"];
+  return run("ip", args, { netns: ns.netns, input: lines.join("\n") + "\n" }).stdout;
 }

@@ -1,6 +1,6 @@
 // Kernel operations the CNI plugin needs, behind one small interface (real + fake).
 import * as fs from "node:fs";
-import { ipBatch, KernelError, run } from "./exec.js";
+import { ipBatch, ipNetnsArgs, KernelError, run } from "./exec.js";
 
 export interface LinkInfo {
   name: string;
@@ -95,7 +95,8 @@ export class RealPodKernel implements PodKernel {
 
   readLink(name: string, netns?: string): LinkInfo | undefined {
     try {
-      const out = run("ip", ["-j", "-d", "addr", "show", "dev", name], { netns }).stdout;
+      const ns = ipNetnsArgs(netns);
+      const out = run("ip", [...ns.args, "-j", "-d", "addr", "show", "dev", name], { netns: ns.netns }).stdout;
       const links = JSON.parse(out || "[]") as IpLinkJson[];
       return links[0] ? toLinkInfo(links[0]) : undefined;
     } catch (e) {
@@ -105,10 +106,16 @@ export class RealPodKernel implements PodKernel {
   }
 
   readRoutes(dsts: readonly string[], netns?: string): RouteInfo[][] {
-    if (dsts.length === 0) return [];
-    const out = ipBatch(dsts.map((d) => `route show table main exact ${d}`), { netns, json: true });
-    const lines = out.split("\n").filter((l) => l.trim() !== "");
-    return dsts.map((_, i) => JSON.parse(lines[i] ?? "[]") as RouteInfo[]);
+    // `ip route show` lists one family, IPv4 unless told -6 (even for "exact ::/0"): one batch per family.
+    const found: RouteInfo[][] = dsts.map(() => []);
+    for (const family of [4, 6] as const) {
+      const idx = dsts.flatMap((d, i) => ((d.includes(":") ? 6 : 4) === family ? [i] : []));
+      if (idx.length === 0) continue;
+      const out = ipBatch(idx.map((i) => `route show table main exact ${dsts[i]}`), { netns, json: true, family });
+      const lines = out.split("\n").filter((l) => l.trim() !== "");
+      idx.forEach((d, n) => (found[d] = JSON.parse(lines[n] ?? "[]") as RouteInfo[]));
+    }
+    return found;
   }
 
   ensureSysctl(key: string, value: string): void {

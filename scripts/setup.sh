@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian/Ubuntu machine (as root) to build, run and test Trellis:
+# installs the system tools Trellis drives when they are missing, the npm dependencies, and builds.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: run as root (Trellis creates network namespaces and installs system packages)" >&2
+  exit 1
+fi
+
+# Debian packages and the command each provides (checked first, so a ready machine skips apt).
+packages=(
+  "iproute2:ip"
+  "util-linux:nsenter"
+  "procps:sysctl"
+  "iputils-ping:ping"
+  "containernetworking-plugins:/usr/lib/cni/host-local"
+)
+missing=()
+for entry in "${packages[@]}"; do
+  pkg=${entry%%:*}; probe=${entry#*:}
+  if [[ $probe == /* ]]; then [ -e "$probe" ] || missing+=("$pkg")
+  else command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg"); fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup: installing nodejs"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "setup: Node.js >= 20 is needed to build and test (found $(node --version))" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: building"
+npm run --silent build
