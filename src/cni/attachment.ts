@@ -11,7 +11,7 @@
 //
 // bridge (Flannel/kubenet style): the host veth is a port of a bridge that holds the gateway
 // address; pods on the node share one L2 segment; hairpin lets a pod reach itself via the host.
-import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import type { Mode } from "./config.js";
 import type { Dns, Interface, IpConfig, Result, Route } from "./result.js";
 import { parseIpWithPrefix } from "../model/ip.js";
@@ -29,7 +29,30 @@ export const ALIAS_PREFIX = "trellis/";
 
 /** Host-side interface name: prefix + 11 hex digits of sha1(containerId/ifname); 14 bytes. */
 export function podHostIfName(containerId: string, ifname: string): string {
-  return HOST_IF_PREFIX + createHash("sha1").update(`${containerId}/${ifname}`).digest("hex").slice(0, 11);
+  return HOST_IF_PREFIX + sha1Hex(`${containerId}/${ifname}`).slice(0, 11);
+}
+
+type HexDigest = (text: string) => string;
+interface BunGlobal {
+  CryptoHasher: new (algorithm: "sha1") => { update(text: string): { digest(encoding: "hex"): string } };
+}
+let sha1Impl: HexDigest | undefined;
+
+/**
+ * SHA-1 as hex. The compiled executables use Bun's native hasher: loading Bun's node:crypto and
+ * hashing with it costs a plugin process about 3 ms of CPU, every ADD and DEL (bench/README.md).
+ * Under Node (unit tests) node:crypto is loaded on first use. Both give the same digest.
+ */
+function sha1Hex(text: string): string {
+  sha1Impl ??= loadSha1();
+  return sha1Impl(text);
+}
+
+function loadSha1(): HexDigest {
+  const bun = (globalThis as { Bun?: BunGlobal }).Bun;
+  if (bun) return (t) => new bun.CryptoHasher("sha1").update(t).digest("hex");
+  const { createHash } = createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
+  return (t) => createHash("sha1").update(t).digest("hex");
 }
 
 export function hostIfAlias(network: string, containerId: string, ifname: string): string {

@@ -112,23 +112,38 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
     };
     let plan = planAttachment(input);
     for (const f of plan.forwarding) kernel.ensureSysctl(f === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding", "1");
+
+    // When `ip` rejects an argument (an alias too long, say) it exits without naming the failed
+    // line; then whether the veth is ours to remove is told by whether it existed before.
+    const hostIfExisted = kernel.linkExists(plan.hostIf);
+
+    /** Undoes what a failed host batch did (the veth, if the batch got past creating it) and throws. */
+    function hostFailed(failed: AttachPlan, e: unknown): never {
+      const line = e instanceof KernelError ? e.failedBatchLine : undefined;
+      const created = line === undefined ? !hostIfExisted && kernel.linkExists(failed.hostIf) : line > failed.vethLine;
+      if (created) deleteQuietly(failed.hostIf);
+      if (e instanceof KernelError && e.exists && line === failed.vethLine) {
+        const which = kernel.linkExists(failed.hostIf)
+          ? `host interface ${failed.hostIf} already exists (is this container already attached?)`
+          : `interface ${req.ifname} already exists in ${req.netns}`;
+        throw new CniError(ErrorCode.KernelFailure, `cannot create veth pair: ${which}`, e.message);
+      }
+      throw kernelFailure(`cannot set up host side of ${req.containerId}/${req.ifname}`, e);
+    }
+
     try {
       kernel.hostBatch(plan.hostLines);
     } catch (e) {
       const line = e instanceof KernelError ? e.failedBatchLine : undefined;
-      if (e instanceof KernelError && e.exists && line === 1 && cfg.mode === "bridge" && !input.bridgeExists) {
-        // Another ADD created the bridge between our look and our write: take it as it is.
-        plan = planAttachment({ ...input, bridgeExists: true });
+      if (!(e instanceof KernelError && e.exists && line === 1 && cfg.mode === "bridge" && !input.bridgeExists)) {
+        hostFailed(plan, e);
+      }
+      // Another ADD created the bridge between our look and our write: take it as it is.
+      plan = planAttachment({ ...input, bridgeExists: true });
+      try {
         kernel.hostBatch(plan.hostLines);
-      } else {
-        if (line !== undefined && line > plan.vethLine) deleteQuietly(plan.hostIf);
-        if (e instanceof KernelError && e.exists && line === plan.vethLine) {
-          const which = kernel.linkExists(plan.hostIf)
-            ? `host interface ${plan.hostIf} already exists (is this container already attached?)`
-            : `interface ${req.ifname} already exists in ${req.netns}`;
-          throw new CniError(ErrorCode.KernelFailure, `cannot create veth pair: ${which}`, e.message);
-        }
-        throw kernelFailure(`cannot set up host side of ${req.containerId}/${req.ifname}`, e);
+      } catch (e2) {
+        hostFailed(plan, e2);
       }
     }
     try {

@@ -28,10 +28,20 @@ export interface IpWithPrefix {
 
 export const bits = (family: Family): number => (family === 4 ? 32 : 128);
 
+/** Four decimal octets without leading zeros (as Go's net.ParseIP has required since Go 1.17). */
+const DOTTED_QUAD = /^(0|[1-9]\d{0,2})(\.(0|[1-9]\d{0,2})){3}$/;
+
 export function parseIp(text: string): Ip | undefined {
   if (typeof text !== "string") return undefined;
-  // ipaddr.js accepts legacy IPv4 forms ("10.1", "0x0a.1.2.3"); CNI configs and the kernel do not.
-  if (text.includes(".") && !text.includes(":") && !/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) return undefined;
+  // ipaddr.js accepts legacy IPv4 forms ("10.1", "0x0a.1.2.3", "167772161") and reads "010.1.2.3"
+  // as octal (8.1.2.3); CNI configs and the kernel do not. The same applies to an IPv6 address's
+  // dotted tail.
+  if (!text.includes(":") || text.includes(".")) {
+    const tail = text.slice(text.lastIndexOf(":") + 1);
+    if (!DOTTED_QUAD.test(tail)) return undefined;
+    // ipaddr.js reads "::1.2.3.4" as ::ffff:1.2.3.4; RFC 4291 (and the kernel) mean ::102:304.
+    if (text === `::${tail}`) text = `::0:${tail}`;
+  }
   if (!ipaddr.isValid(text)) return undefined;
   let addr = ipaddr.parse(text);
   if (addr.kind() === "ipv6" && text.includes("%")) return undefined;
