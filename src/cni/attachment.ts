@@ -1,7 +1,8 @@
-// What attaching one pod means, as plain data: the host veth's name, the `ip -batch` lines for the
-// host side and for the pod side, and the CNI result. Pure; the plugin hands the lines to the
-// kernel seam. Two `ip` processes per ADD (one on the host, one inside the pod via nsenter)
-// instead of one per operation is the single biggest factor in ADD latency.
+// What attaching one pod means, as plain data: the host veth's name, the kernel operations for the
+// host side and for the pod side (kernel/ops.ts), and the CNI result. Pure; the plugin hands the
+// operations to the kernel seam, which sends them as rtnetlink messages on one socket per
+// namespace (or, without Bun's FFI, as one `ip -batch` per namespace). Not starting a process per
+// operation is the single biggest factor in ADD latency.
 //
 // routed (default, Calico style): the pod gets its address as /32 (/128) and a default route via
 // a link-local gateway (169.254.1.1, fe80::1) whose MAC is pinned by a permanent neighbour entry
@@ -15,6 +16,7 @@ import { createRequire } from "node:module";
 import type { Mode } from "./config.js";
 import type { Dns, Interface, IpConfig, Result, Route } from "./result.js";
 import { parseIpWithPrefix } from "../model/ip.js";
+import { renderIpLine, type NetOp } from "../kernel/ops.js";
 
 /** Prefix of every host-side interface we create. */
 export const HOST_IF_PREFIX = "trl";
@@ -96,11 +98,14 @@ export interface AttachInput {
 export interface AttachPlan {
   hostIf: string;
   podMac: string;
-  /** Lines for `ip -batch` in the host namespace. */
-  hostLines: string[];
-  /** 1-based index of the host line that creates the veth pair: failures after it must delete it. */
+  /** Operations in the host namespace, in order. */
+  hostOps: NetOp[];
+  /** 1-based index of the host operation that creates the veth pair: failures after it must delete it. */
   vethLine: number;
-  /** Lines for `ip -batch` inside the pod namespace. */
+  /** Operations inside the pod namespace, in order. */
+  podOps: NetOp[];
+  /** The same operations as `ip -batch` lines (for logs, tests and the iproute2 fallback). */
+  hostLines: string[];
   podLines: string[];
   /** Families that need forwarding enabled on the host. */
   forwarding: Array<4 | 6>;
@@ -113,31 +118,33 @@ export function planAttachment(a: AttachInput): AttachPlan {
   const hostIf = podHostIfName(a.containerId, a.ifname);
   const ips = a.ipam.ips ?? [];
   const mac = podMac(ips);
-  const mtu = a.mtu ? ` mtu ${a.mtu}` : "";
-  const hostLines: string[] = [];
+  const mtu = a.mtu ? { mtu: a.mtu } : {};
+  const hostOps: NetOp[] = [];
   const families = new Set<4 | 6>();
   for (const ip of ips) families.add(ip.address.includes(":") ? 6 : 4);
 
   if (a.mode === "bridge") {
-    if (!a.bridgeExists) hostLines.push(`link add ${a.bridge}${mtu} type bridge`);
+    if (!a.bridgeExists) hostOps.push({ op: "bridge-add", name: a.bridge, ...mtu });
     for (const ip of ips) {
       if (!ip.gateway) continue;
       const p = parseIpWithPrefix(ip.address)!;
-      hostLines.push(`addr replace ${ip.gateway}/${p.prefix} dev ${a.bridge}${p.ip.family === 6 ? " nodad" : ""}`);
+      hostOps.push({ op: "addr-add", replace: true, cidr: `${ip.gateway}/${p.prefix}`, dev: a.bridge, ...(p.ip.family === 6 ? { nodad: true } : {}) });
     }
-    hostLines.push(`link set ${a.bridge} up`);
+    hostOps.push({ op: "link-up", name: a.bridge });
   }
-  const hostMac = a.mode === "routed" ? ` address ${HOST_MAC}` : "";
-  hostLines.push(`link add ${hostIf}${mtu}${hostMac} type veth peer name ${a.ifname}${mtu} address ${mac} netns ${a.netns}`);
-  const vethLine = hostLines.length;
-  hostLines.push(`link set ${hostIf} alias ${hostIfAlias(a.network, a.containerId, a.ifname)}`);
+  hostOps.push({
+    op: "veth-add", name: hostIf, ...mtu, ...(a.mode === "routed" ? { mac: HOST_MAC } : {}),
+    peer: { name: a.ifname, ...mtu, mac, netns: a.netns },
+  });
+  const vethLine = hostOps.length;
+  hostOps.push({ op: "link-alias", name: hostIf, alias: hostIfAlias(a.network, a.containerId, a.ifname) });
   if (a.mode === "bridge") {
-    hostLines.push(`link set ${hostIf} master ${a.bridge}`);
-    if (a.hairpinMode) hostLines.push(`link set ${hostIf} type bridge_slave hairpin on`);
+    hostOps.push({ op: "link-master", name: hostIf, master: a.bridge });
+    if (a.hairpinMode) hostOps.push({ op: "bridge-port-hairpin", name: hostIf, on: true });
   }
-  hostLines.push(`link set ${hostIf} up`);
+  hostOps.push({ op: "link-up", name: hostIf });
 
-  const podLines: string[] = [];
+  const podOps: NetOp[] = [];
   const resultIps: IpConfig[] = [];
   const routes: Route[] = [];
   const addRoute = (r: Route): void => {
@@ -148,22 +155,22 @@ export function planAttachment(a: AttachInput): AttachPlan {
   for (const ip of ips) {
     const p = parseIpWithPrefix(ip.address)!;
     const v6 = p.ip.family === 6;
-    const nodad = v6 ? " nodad" : "";
+    const nodad = v6 ? { nodad: true } : {};
     const bare = ip.address.split("/")[0]!;
     if (a.mode === "routed") {
       const host = v6 ? 128 : 32;
       const gw = v6 ? GATEWAY6 : GATEWAY4;
-      hostLines.push(`route add ${bare}/${host} dev ${hostIf} proto ${ROUTE_PROTO} scope link`);
-      podLines.push(`addr add ${bare}/${host} dev ${a.ifname}${nodad}`);
+      hostOps.push({ op: "route-add", dst: `${bare}/${host}`, dev: hostIf, proto: ROUTE_PROTO, scopeLink: true });
+      podOps.push({ op: "addr-add", cidr: `${bare}/${host}`, dev: a.ifname, ...nodad });
       resultIps.push({ address: `${bare}/${host}`, gateway: gw, interface: podIndex });
     } else {
-      podLines.push(`addr add ${ip.address} dev ${a.ifname}${nodad}`);
+      podOps.push({ op: "addr-add", cidr: ip.address, dev: a.ifname, ...nodad });
       const out: IpConfig = { address: ip.address, interface: podIndex };
       if (ip.gateway) out.gateway = ip.gateway;
       resultIps.push(out);
     }
   }
-  podLines.push(`link set ${a.ifname} up`);
+  podOps.push({ op: "link-up", name: a.ifname });
 
   // Routes: a default route per family, plus the IPAM's routes, all via the family's gateway.
   const gatewayFor = (family: 4 | 6): string | undefined => {
@@ -172,10 +179,10 @@ export function planAttachment(a: AttachInput): AttachPlan {
   };
   if (a.mode === "routed") {
     if (families.has(4)) {
-      podLines.push(`route add ${GATEWAY4} dev ${a.ifname} scope link`);
-      podLines.push(`neigh add ${GATEWAY4} lladdr ${HOST_MAC} dev ${a.ifname} nud permanent`);
+      podOps.push({ op: "route-add", dst: GATEWAY4, dev: a.ifname, scopeLink: true });
+      podOps.push({ op: "neigh-add", ip: GATEWAY4, mac: HOST_MAC, dev: a.ifname });
     }
-    if (families.has(6)) podLines.push(`neigh add ${GATEWAY6} lladdr ${HOST_MAC} dev ${a.ifname} nud permanent`);
+    if (families.has(6)) podOps.push({ op: "neigh-add", ip: GATEWAY6, mac: HOST_MAC, dev: a.ifname });
   }
   for (const family of [4, 6] as const) {
     const gw = gatewayFor(family);
@@ -190,7 +197,7 @@ export function planAttachment(a: AttachInput): AttachPlan {
     else delete route.gw;
     addRoute(route);
   }
-  for (const r of routes) podLines.push(`route add ${r.dst}${r.gw ? ` via ${r.gw}` : ""} dev ${a.ifname}`);
+  for (const r of routes) podOps.push({ op: "route-add", dst: r.dst, dev: a.ifname, ...(r.gw ? { via: r.gw } : {}) });
 
   const interfaces: Interface[] = [];
   if (a.mode === "bridge") interfaces.push({ name: a.bridge });
@@ -205,9 +212,11 @@ export function planAttachment(a: AttachInput): AttachPlan {
   return {
     hostIf,
     podMac: mac,
-    hostLines,
+    hostOps,
     vethLine,
-    podLines,
+    podOps,
+    hostLines: hostOps.map(renderIpLine),
+    podLines: podOps.map(renderIpLine),
     forwarding: [...families].sort(),
     result,
   };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { KernelError } from "../kernel/exec.js";
 import { FakePodKernel } from "../kernel/fake.js";
+import type { NetOp } from "../kernel/ops.js";
 import { hostIfAlias, podHostIfName } from "./attachment.js";
 import { CniError, ErrorCode } from "./errors.js";
 import { mergeResults, trellisHandlers, type IpamRunner } from "./plugin.js";
@@ -25,13 +26,13 @@ class LoggingKernel extends FakePodKernel {
   constructor(private readonly events: string[]) {
     super();
   }
-  override hostBatch(lines: readonly string[]): void {
+  override hostApply(ops: readonly NetOp[]): void {
     this.events.push("host batch");
-    super.hostBatch(lines);
+    super.hostApply(ops);
   }
-  override podBatch(netns: string, lines: readonly string[]): void {
+  override podApply(netns: string, ops: readonly NetOp[]): void {
     this.events.push(`pod batch ${netns}`);
-    super.podBatch(netns, lines);
+    super.podApply(netns, ops);
   }
   override deleteLink(name: string): boolean {
     this.events.push(`delete ${name}`);
@@ -165,7 +166,7 @@ describe("trellis plugin", () => {
     });
 
     it("when the host batch fails without saying which line: deletes nothing, releases the address", () => {
-      kernel.hostBatch = () => {
+      kernel.hostApply = () => {
         throw new KernelError("ip -batch -", null, "spawnSync ip ENOENT");
       };
       assertCniError(() => plugin.add(request("ADD")), ErrorCode.KernelFailure, "ENOENT");

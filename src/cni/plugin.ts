@@ -132,7 +132,7 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
     }
 
     try {
-      kernel.hostBatch(plan.hostLines);
+      kernel.hostApply(plan.hostOps);
     } catch (e) {
       const line = e instanceof KernelError ? e.failedBatchLine : undefined;
       if (!(e instanceof KernelError && e.exists && line === 1 && cfg.mode === "bridge" && !input.bridgeExists)) {
@@ -141,13 +141,13 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
       // Another ADD created the bridge between our look and our write: take it as it is.
       plan = planAttachment({ ...input, bridgeExists: true });
       try {
-        kernel.hostBatch(plan.hostLines);
+        kernel.hostApply(plan.hostOps);
       } catch (e2) {
         hostFailed(plan, e2);
       }
     }
     try {
-      kernel.podBatch(req.netns, plan.podLines);
+      kernel.podApply(req.netns, plan.podOps);
     } catch (e) {
       deleteQuietly(plan.hostIf);
       throw kernelFailure(`cannot configure ${req.ifname} in ${req.netns}`, e);

@@ -12,7 +12,8 @@ export class KernelError extends Error {
   readonly exitCode: number | null;
   readonly stderr: string;
   readonly stdout: string;
-  constructor(command: string, exitCode: number | null, stderr: string, stdout = "") {
+  private readonly failedLine: number | undefined;
+  constructor(command: string, exitCode: number | null, stderr: string, stdout = "", failedLine?: number) {
     const why = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit code ${exitCode}`;
     super(`${command}: ${why}`);
     this.name = "KernelError";
@@ -20,9 +21,11 @@ export class KernelError extends Error {
     this.exitCode = exitCode;
     this.stderr = stderr;
     this.stdout = stdout;
+    this.failedLine = failedLine;
   }
-  /** For `ip -batch`: the 1-based line that failed ("Command failed -:3"), if ip said so. */
+  /** For a batch (ip -batch or netlink): the 1-based operation that failed, if known. */
   get failedBatchLine(): number | undefined {
+    if (this.failedLine !== undefined) return this.failedLine;
     const m = /Command failed -:(\d+)/.exec(this.stderr);
     return m ? Number(m[1]) : undefined;
   }

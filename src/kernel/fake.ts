@@ -8,6 +8,7 @@
 // also make a given batch fail at a given line with failNext(). Pod namespaces exist only once
 // addNetns() made them, so a test can also play "the namespace is gone".
 import { KernelError } from "./exec.js";
+import { renderIpLine, type NetOp } from "./ops.js";
 import type { LinkInfo, NetnsState, PodKernel, RouteInfo } from "./pod.js";
 
 /** Where a batch ran: the host, or the pod namespace at this path. */
@@ -107,6 +108,15 @@ export class FakePodKernel implements PodKernel {
     return [...(this.routes.get(netns ?? HOST) ?? [])];
   }
 
+  hostApply(ops: readonly NetOp[]): void {
+    this.hostBatch(ops.map(renderIpLine));
+  }
+
+  podApply(netns: string, ops: readonly NetOp[]): void {
+    this.podBatch(netns, ops.map(renderIpLine));
+  }
+
+  /** The fake works on `ip -batch` lines (ops.ts defines each operation by its line). */
   hostBatch(lines: readonly string[]): void {
     this.runBatch("host", undefined, lines);
   }

@@ -1,6 +1,8 @@
 // Kernel operations the CNI plugin needs, behind one small interface (real + fake).
 import * as fs from "node:fs";
 import { ipBatch, ipNetnsArgs, KernelError, run } from "./exec.js";
+import { applyNetlink, deleteLinkNetlink, netlinkAvailable } from "./netlink/apply.js";
+import { renderIpLine, type NetOp } from "./ops.js";
 
 export interface LinkInfo {
   name: string;
@@ -21,10 +23,10 @@ export interface RouteInfo {
 export type NetnsState = "ok" | "missing" | "self" | "not-a-netns";
 
 export interface PodKernel {
-  /** `ip -batch` in the plugin's own (host) namespace. */
-  hostBatch(lines: readonly string[]): void;
-  /** `ip -batch` inside the pod namespace at `netns` (a path). */
-  podBatch(netns: string, lines: readonly string[]): void;
+  /** Carries out operations in the plugin's own (host) namespace, in order, stopping at the first failure. */
+  hostApply(ops: readonly NetOp[]): void;
+  /** The same inside the pod namespace at `netns` (a path). */
+  podApply(netns: string, ops: readonly NetOp[]): void;
   /** Whether a link of that name exists in the host namespace (no process started). */
   linkExists(name: string): boolean;
   /** Deletes a host link; false if it did not exist. */
@@ -64,12 +66,14 @@ const NSFS_MAGIC = 0x6e736673;
 const PROC_MAGIC = 0x9fa0;
 
 export class RealPodKernel implements PodKernel {
-  hostBatch(lines: readonly string[]): void {
-    ipBatch(lines);
+  hostApply(ops: readonly NetOp[]): void {
+    if (netlinkAvailable()) applyNetlink(ops);
+    else ipBatch(ops.map(renderIpLine));
   }
 
-  podBatch(netns: string, lines: readonly string[]): void {
-    ipBatch(lines, { netns });
+  podApply(netns: string, ops: readonly NetOp[]): void {
+    if (netlinkAvailable()) applyNetlink(ops, netns);
+    else ipBatch(ops.map(renderIpLine), { netns });
   }
 
   linkExists(name: string): boolean {
@@ -79,6 +83,7 @@ export class RealPodKernel implements PodKernel {
   }
 
   deleteLink(name: string): boolean {
+    if (netlinkAvailable()) return deleteLinkNetlink(name);
     try {
       run("ip", ["link", "del", name]);
       return true;
