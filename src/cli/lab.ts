@@ -3,7 +3,8 @@ import { Command, Option } from "commander";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { labCheck, labDown, labStatus, labUp, listLabs, verdict, type CheckReport } from "../lab/lab.js";
+import { labCheck, labDown, labStatus, labUp, listLabs, verdict, type CheckReport, type LabTools } from "../lab/lab.js";
+import { LAB_BACKENDS, LAB_DATASTORES, type LabBackend, type LabDatastore } from "../lab/plan.js";
 import { MODES, type Mode } from "../cni/config.js";
 import { printTable } from "./table.js";
 
@@ -16,6 +17,17 @@ export function defaultCniBinDir(): string {
   ];
   for (const c of candidates) if (c && fs.existsSync(path.join(c, "trellis"))) return c;
   return "/opt/cni/bin";
+}
+
+/** The trellis executable itself, for starting agents: this binary when compiled, else build/trellis. */
+export function selfExecutable(cniBinDir: string): string {
+  if ((globalThis as { Bun?: unknown }).Bun && !process.execPath.endsWith("/bun")) return process.execPath;
+  return path.join(cniBinDir, "..", "trellis");
+}
+
+function tools(cniBinDir?: string): LabTools {
+  const dir = cniBinDir ?? defaultCniBinDir();
+  return { cniBinDir: dir, trellisBin: selfExecutable(dir) };
 }
 
 const int = (name: string) => (v: string): number => {
@@ -34,12 +46,12 @@ function requireRoot(): void {
 
 export function renderCheck(r: CheckReport): string {
   const short = (v: string): string => ({ ok: "ok", FAIL: "FAIL", blocked: "-", UNEXPECTED: "LEAK" })[v] ?? v;
-  const rows = r.pods.map((from) => [from, ...r.pods.map((to) => {
+  const rows = r.pods.map((from) => [from, ...r.targets.map((to) => {
     if (from === to) return "";
     const c = r.cells.find((x) => x.from === from && x.to === to)!;
     return short(verdict(c));
   })]);
-  const lines = [printTable(["from \\ to", ...r.pods], rows)];
+  const lines = [printTable(["from \\ to", ...r.targets], rows)];
   const expected = r.cells.filter((c) => c.expected);
   const reached = expected.filter((c) => c.reached).length;
   const leaks = r.cells.filter((c) => !c.expected && c.reached).length;
@@ -59,13 +71,22 @@ export function labCommand(): Command {
     .option("--nodes <n>", "number of nodes", int("--nodes"), 2)
     .option("--pods-per-node <n>", "pods on each node", int("--pods-per-node"), 3)
     .addOption(new Option("--mode <mode>", "pod attachment mode").choices(MODES).default("routed"))
+    .addOption(new Option("--backend <type>", "how nodes are connected (none: no agents, pods reach only their node)").choices(LAB_BACKENDS).default("vxlan"))
+    .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
+    .addOption(new Option("--datastore <kind>", "embedded (no server) or a real etcd in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
+    .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
     .addOption(cniDir)
-    .action((o: { name: string; nodes: number; podsPerNode: number; mode: Mode; cniBinDir?: string }) => {
+    .action(async (o: {
+      name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
+      natOutgoing: boolean; cniBinDir?: string;
+    }) => {
       requireRoot();
-      const dir = o.cniBinDir ?? defaultCniBinDir();
       const started = Date.now();
       try {
-        const s = labUp({ name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode }, dir, progress);
+        const s = await labUp({
+          name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode, backend: o.backend, segments: o.segments,
+          datastore: o.datastore, natOutgoing: o.natOutgoing,
+        }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
       } catch (e) {
         progress(`lab up failed: ${(e as Error).message}`);
@@ -84,7 +105,9 @@ export function labCommand(): Command {
         process.stdout.write(JSON.stringify(s, null, 2) + "\n");
         return;
       }
-      process.stdout.write(printTable(["NODE", "NETNS", "IP", "POD CIDR"], s.nodes.map((n) => [n.name, n.netns, n.ip, n.podCidr])) + "\n\n");
+      process.stdout.write(`backend ${s.backend}${s.datastore ? `, datastore ${s.datastore}` : ""}\n\n`);
+      process.stdout.write(printTable(["NODE", "NETNS", "IP", "SEGMENT", "SUBNET", "AGENT PID"],
+        s.nodes.map((n) => [n.name, n.netns, n.ip, String(n.segment), n.subnet, n.agentPid ? String(n.agentPid) : "-"])) + "\n\n");
       process.stdout.write(printTable(["POD", "NAMESPACE", "NODE", "IP", "NETNS"], s.pods.map((p) => [p.name, p.namespace, p.node, p.ip, p.netns])) + "\n");
     });
 
@@ -103,9 +126,9 @@ export function labCommand(): Command {
     .description("remove every namespace, link and file the lab made")
     .requiredOption("--name <name>", "lab name")
     .addOption(cniDir)
-    .action((o: { name: string; cniBinDir?: string }) => {
+    .action(async (o: { name: string; cniBinDir?: string }) => {
       requireRoot();
-      const r = labDown(o.name, o.cniBinDir ?? defaultCniBinDir(), progress);
+      const r = await labDown(o.name, tools(o.cniBinDir), progress);
       for (const e of r.errors) progress(`warning: ${e}`);
       progress(`lab ${o.name} is down`);
     });

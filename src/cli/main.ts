@@ -1,20 +1,50 @@
 // Entry point of the `trellis` command-line tool. Argument parsing is commander's (small,
 // dependency-free, long maintained); each command group lives in its own file.
+import { spawnSync } from "node:child_process";
 import { Command, CommanderError } from "commander";
-import { labCommand } from "./lab.js";
+import { readState } from "../lab/lab.js";
+import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
+import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
+
+/**
+ * A lab's etcd listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
+ * lab runs this same command there, with --datastore pointing at it; the machine's own namespace
+ * never gets a route or address of the lab.
+ */
+function reexecInLab(argv: string[]): number | undefined {
+  const i = argv.indexOf("--lab");
+  if (i < 0 || process.env.TRELLIS_IN_LAB === "1") return undefined;
+  const state = readState(argv[i + 1] ?? "");
+  if (!state?.datastoreUrl?.startsWith("etcd")) return undefined;
+  const args = [...argv.slice(2, i), "--datastore", state.datastoreUrl, ...argv.slice(i + 2)];
+  const r = spawnSync("nsenter", [`--net=/run/netns/${state.plan.controlNetns}`, "--", selfExecutable(defaultCniBinDir()), ...args],
+    { stdio: "inherit", env: { ...process.env, TRELLIS_IN_LAB: "1" } });
+  return r.status ?? 1;
+}
 
 const program = new Command();
 program
   .name("trellis")
-  .description("Trellis container network: operator CLI and lab")
+  .description("Trellis container network: node agent, operator CLI and lab")
   .version("0.1.0")
+  .option("--datastore <url>", "cluster datastore: embedded:///dir or etcd://host:2379[,host:2379] (etcds:// for TLS)")
+  .option("--lab <name>", "use the datastore of a lab made by `trellis lab up`")
+  .option("--etcd-ca <file>", "CA certificate for etcds://")
+  .option("--etcd-cert <file>", "client certificate for etcds://")
+  .option("--etcd-key <file>", "client key for etcds://")
   .showHelpAfterError()
   .exitOverride();
 
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+program.addCommand(networkCommand(globals));
+program.addCommand(nodesCommand(globals));
+program.addCommand(agentCommand(globals));
 program.addCommand(labCommand());
 
 // No top-level await: the executable is compiled to bytecode, which needs a CommonJS-shaped module.
-program.parseAsync(process.argv).catch((e: unknown) => {
+const reexec = reexecInLab(process.argv);
+if (reexec !== undefined) process.exitCode = reexec;
+else program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode;
   } else {

@@ -1,4 +1,5 @@
 // Named network namespaces (/run/netns/<name>), as the lab uses them.
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { ipBatch, KernelError, run, runAsync } from "./exec.js";
 
@@ -63,5 +64,44 @@ export function execIn(name: string, file: string, opts: { env: NodeJS.ProcessEn
   } catch (e) {
     if (e instanceof KernelError) return { code: e.exitCode ?? 1, stdout: e.stdout, stderr: e.stderr };
     throw e;
+  }
+}
+
+/**
+ * Starts a long-running program inside a namespace, detached, with stdout and stderr appended to
+ * `logFile`; returns its pid (nsenter execs the program, so the pid is the program's own).
+ */
+export function spawnDetachedIn(name: string, file: string, args: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+  const out = fs.openSync(logFile, "a");
+  try {
+    const child = spawn("nsenter", [`--net=${netnsPath(name)}`, "--", file, ...args], {
+      detached: true, stdio: ["ignore", out, out], env: env ?? process.env,
+    });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`cannot start ${file} in ${name}`);
+    return child.pid;
+  } finally {
+    fs.closeSync(out);
+  }
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Ends a process we started: SIGTERM, then SIGKILL after `graceMs`. Resolves when it is gone. */
+export async function stopProcess(pid: number, graceMs = 3000): Promise<void> {
+  if (!processAlive(pid)) return;
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(pid)) {
+    process.kill(pid, "SIGKILL");
+    while (processAlive(pid)) await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -1,14 +1,22 @@
-// Building, inspecting and removing a lab cluster. The layout comes from plan.ts; the namespaces
-// and links are made through the kernel seam; pods are attached through LabRuntime, i.e. by the
-// real plugin executables. The state file records every namespace as soon as it exists, so
-// `lab down` removes a half-built lab as completely as a whole one.
+// Building, inspecting and removing a lab cluster. The layout comes from plan.ts; namespaces and
+// links are made through the kernel seam; pods are attached through LabRuntime, i.e. by the real
+// plugin executables; agents (and etcd) are real processes started inside lab namespaces. The
+// state file records every namespace and process as soon as it exists, so `lab down` removes a
+// half-built lab as completely as a whole one.
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createNetns, deleteNetns, ipBatchIn, listNetns, netnsExists, pingFrom, sysctlIn } from "../kernel/netns.js";
+import {
+  createNetns, deleteNetns, ipBatchIn, listNetns, netnsExists, netnsPath, pingFrom, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
+} from "../kernel/netns.js";
 import { LabRuntime } from "./runtime.js";
-import { expectReachable, labNetnsPrefix, nodeConflist, planLab, type LabOptions, type LabPlan, type LabPod } from "./plan.js";
+import {
+  expectOutside, expectReachable, labNetnsPrefix, nodeConflist, OUTSIDE_NET, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
+} from "./plan.js";
 
 export const LAB_ROOT = "/run/trellis/lab";
+/** Lease lifetime of lab agents: short, so that a removed node disappears within seconds. */
+export const LAB_LEASE_TTL = 10;
 
 export interface LabState {
   plan: LabPlan;
@@ -17,17 +25,31 @@ export interface LabState {
   netns: string[];
   /** Pod name -> addresses from its CNI result. */
   podIps: Record<string, string[]>;
+  /** The lab's datastore, when it runs agents. */
+  datastoreUrl?: string;
+  /** Processes the lab started (agents, etcd), by pid, so that `lab down` ends exactly those. */
+  pids: Array<{ what: string; pid: number }>;
+}
+
+export interface LabTools {
+  /** Directory holding the trellis and trellis-ipam plugin executables. */
+  cniBinDir: string;
+  /** The trellis executable (agent and CLI). */
+  trellisBin: string;
 }
 
 export type Progress = (line: string) => void;
 
 export const labDir = (name: string): string => path.join(LAB_ROOT, name);
 const stateFile = (name: string): string => path.join(labDir(name), "state.json");
-const nodeDir = (lab: string, node: string): string => path.join(labDir(lab), node);
+export const nodeDir = (lab: string, node: string): string => path.join(labDir(lab), node);
+export const subnetFileOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "subnet.env");
 
 export function readState(name: string): LabState | undefined {
   try {
-    return JSON.parse(fs.readFileSync(stateFile(name), "utf8")) as LabState;
+    const s = JSON.parse(fs.readFileSync(stateFile(name), "utf8")) as LabState;
+    s.pids ??= [];
+    return s;
   } catch {
     return undefined;
   }
@@ -53,58 +75,165 @@ const podArgs = (p: LabPod): Record<string, string> => ({
   K8S_POD_INFRA_CONTAINER_ID: p.containerId,
 });
 
-export function labUp(opts: LabOptions, cniBinDir: string, progress: Progress): LabState {
+/** Runs the trellis CLI inside a lab namespace (the datastore may only be reachable there). */
+function trellisIn(netns: string, bin: string, args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync("nsenter", [`--net=${netnsPath(netns)}`, "--", bin, ...args], { encoding: "utf8" });
+  return { ok: r.status === 0, out: r.status === 0 ? r.stdout : (r.stderr || r.stdout).trim() };
+}
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function labUp(opts: LabOptions, tools: LabTools, progress: Progress): Promise<LabState> {
   const plan = planLab(opts);
   if (readState(plan.name) || listNetns().some((n) => n.startsWith(labNetnsPrefix(plan.name)))) {
     throw new Error(`lab ${plan.name} already exists: run "trellis lab down --name ${plan.name}" first`);
   }
   for (const bin of ["trellis", "trellis-ipam"]) {
-    if (!fs.existsSync(path.join(cniBinDir, bin))) throw new Error(`${bin} not found in ${cniBinDir}: run "npm run build"`);
+    if (!fs.existsSync(path.join(tools.cniBinDir, bin))) throw new Error(`${bin} not found in ${tools.cniBinDir}: run "npm run build"`);
   }
-  const state: LabState = { plan, createdAt: new Date().toISOString(), netns: [], podIps: {} };
+  const agents = plan.backend !== "none";
+  if (agents && !fs.existsSync(tools.trellisBin)) throw new Error(`trellis executable ${tools.trellisBin} not found: run "npm run build"`);
+  const state: LabState = { plan, createdAt: new Date().toISOString(), netns: [], podIps: {}, pids: [] };
   writeState(state);
-  const steps = 1 + plan.nodes.length + plan.pods.length;
+  const steps = 3 + plan.nodes.length + (agents ? 2 : 0) + plan.pods.length;
   let step = 0;
   const say = (what: string): void => progress(`[${++step}/${steps}] ${what}`);
   const made = (ns: string): void => {
+    createNetns(ns);
     state.netns.push(ns);
     writeState(state);
   };
 
-  say(`underlay switch ${plan.switchNetns} (bridge ${plan.bridge}, ${plan.underlayCidr})`);
-  createNetns(plan.switchNetns);
-  made(plan.switchNetns);
-  ipBatchIn(plan.switchNetns, [`link add ${plan.bridge} type bridge`, `link set ${plan.bridge} up`]);
+  say(`underlay: ${plan.segments.map((s) => `${s.netns} (${s.cidr})`).join(", ")}`);
+  for (const seg of plan.segments) {
+    made(seg.netns);
+    ipBatchIn(seg.netns, [`link add ${plan.bridge} type bridge`, `link set ${plan.bridge} up`]);
+  }
+  say(`router ${plan.routerNetns} and outside ${plan.outsideNetns} (${plan.outsideIp})`);
+  made(plan.routerNetns);
+  made(plan.outsideNetns);
+  // Every veth is made inside a lab namespace and its far end moved into another lab namespace:
+  // nothing of the lab ever exists in the machine's own namespace.
+  for (const seg of plan.segments) plugIntoSegment(plan, seg.index, plan.routerNetns, `seg${seg.index}`, `rt`, `${seg.gateway}/24`);
+  ipBatchIn(plan.routerNetns, [`link add out0 type veth peer name eth0 netns ${netnsPath(plan.outsideNetns)}`, "addr add 203.0.113.1/24 dev out0", "link set out0 up"]);
+  sysctlIn(plan.routerNetns, { "net.ipv4.ip_forward": "1" });
+  ipBatchIn(plan.outsideNetns, [`addr add ${plan.outsideIp}/24 dev eth0`, "link set eth0 up", "route add 10.99.0.0/16 via 203.0.113.1"]);
+
+  say(agents ? `control plane ${plan.controlNetns} (${plan.controlIp}, datastore ${plan.datastore})` : "no agents (--backend none): fixed blocks per node");
+  if (agents) {
+    made(plan.controlNetns);
+    plugIntoSegment(plan, 1, plan.controlNetns, "eth0", "cp", `${plan.controlIp}/24`);
+    ipBatchIn(plan.controlNetns, [`route add default via ${plan.segments[0]!.gateway}`]);
+    state.datastoreUrl = plan.datastore === "etcd" ? startEtcd(plan, state) : `embedded://${path.join(labDir(plan.name), "datastore")}`;
+    writeState(state);
+  }
 
   for (const node of plan.nodes) {
-    say(`node ${node.name}: namespace ${node.netns}, eth0 ${node.ip}`);
-    createNetns(node.netns);
+    say(`node ${node.name}: ${node.netns}, eth0 ${node.ip} on segment ${node.segment}`);
     made(node.netns);
-    // The veth is made in the switch namespace and its node end moved into the node namespace:
-    // nothing of the lab ever exists in the machine's own namespace.
-    ipBatchIn(plan.switchNetns, [
-      `link add ${node.switchPort} type veth peer name eth0 netns /run/netns/${node.netns}`,
-      `link set ${node.switchPort} master ${plan.bridge}`,
-      `link set ${node.switchPort} up`,
-    ]);
-    ipBatchIn(node.netns, [`addr add ${node.ip} dev eth0`, "link set eth0 up"]);
+    plugIntoSegment(plan, node.segment, node.netns, "eth0", node.switchPort, node.ip);
+    ipBatchIn(node.netns, [`route add default via ${plan.segments[node.segment - 1]!.gateway}`]);
     sysctlIn(node.netns, { "net.ipv4.ip_forward": "1" });
     const dir = nodeDir(plan.name, node.name);
     fs.mkdirSync(path.join(dir, "net.d"), { recursive: true });
-    fs.writeFileSync(path.join(dir, "net.d", "10-trellis.conflist"),
-      JSON.stringify(nodeConflist(plan, node, path.join(dir, "ipam"), path.join(dir, "cni.log")), null, 2) + "\n");
+    const conf = nodeConflist(plan, node, { dataDir: path.join(dir, "ipam"), logFile: path.join(dir, "cni.log"), subnetFile: subnetFileOf(plan.name, node.name) });
+    fs.writeFileSync(path.join(dir, "net.d", "10-trellis.conflist"), JSON.stringify(conf, null, 2) + "\n");
+  }
+
+  if (agents) {
+    say(`network ${plan.podNetwork}, backend ${plan.backend}, natOutgoing ${plan.natOutgoing}`);
+    const init = ["--datastore", state.datastoreUrl!, "network", "init", "--cidr", plan.podNetwork, "--subnet-len", "24",
+      "--backend", plan.backend, plan.natOutgoing ? "--nat-outgoing" : "--no-nat-outgoing"];
+    let last = "";
+    await waitFor("the datastore to accept the network config", 30_000, () => {
+      const r = trellisIn(plan.controlNetns, tools.trellisBin, init);
+      last = r.out;
+      return r.ok || /already initialised/.test(r.out) ? true : undefined;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}: ${last}`);
+    });
+    say(`agents on ${plan.nodes.length} node(s)`);
+    for (const node of plan.nodes) startAgent(plan, state, node, tools.trellisBin);
+    for (const node of plan.nodes) {
+      await waitFor(`the agent on ${node.name} to lease a block (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, 30_000,
+        () => (fs.existsSync(subnetFileOf(plan.name, node.name)) ? true : undefined));
+    }
   }
 
   for (const pod of plan.pods) {
-    createNetns(pod.netns);
     made(pod.netns);
-    const result = runtimeFor(plan, pod.node, cniBinDir).add({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
+    const result = runtimeFor(plan, pod.node, tools.cniBinDir).add({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
     const ips = ((result.ips ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);
     state.podIps[pod.name] = ips;
     writeState(state);
     say(`pod ${pod.namespace}/${pod.name} on ${pod.node}: ${ips.join(", ")}`);
   }
+  if (agents) {
+    await waitFor("every agent to see every other node", 30_000, () => (converged(state, tools.trellisBin) ? true : undefined));
+    progress("all agents see all nodes");
+  }
   return state;
+}
+
+/** A veth from `netns` (named `ifname` there) to a port on segment `seg`'s switch. */
+function plugIntoSegment(plan: LabPlan, seg: number, netns: string, ifname: string, port: string, cidr: string): void {
+  const sw = plan.segments[seg - 1]!.netns;
+  ipBatchIn(sw, [
+    `link add ${port} type veth peer name ${ifname} netns ${netnsPath(netns)}`,
+    `link set ${port} master ${plan.bridge}`,
+    `link set ${port} up`,
+  ]);
+  ipBatchIn(netns, [`addr add ${cidr} dev ${ifname}`, `link set ${ifname} up`]);
+}
+
+function startEtcd(plan: LabPlan, state: LabState): string {
+  const dir = path.join(labDir(plan.name), "etcd");
+  fs.mkdirSync(dir, { recursive: true });
+  const client = `http://${plan.controlIp}:2379`;
+  const peer = `http://${plan.controlIp}:2380`;
+  const pid = spawnDetachedIn(plan.controlNetns, "etcd", [
+    "--name", "lab", "--data-dir", path.join(dir, "data"), "--listen-client-urls", client, "--advertise-client-urls", client,
+    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", `lab=${peer}`,
+  ], path.join(dir, "etcd.log"));
+  state.pids.push({ what: "etcd", pid });
+  return `etcd://${plan.controlIp}:2379`;
+}
+
+export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trellisBin: string): number {
+  const dir = nodeDir(plan.name, node.name);
+  fs.mkdirSync(dir, { recursive: true });
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const pid = spawnDetachedIn(node.netns, trellisBin, [
+    "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
+    "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", "5",
+  ], path.join(dir, "agent.log"), env);
+  state.pids = state.pids.filter((p) => p.what !== `agent ${node.name}`);
+  state.pids.push({ what: `agent ${node.name}`, pid });
+  writeState(state);
+  return pid;
+}
+
+/** Stops a lab node's agent (the data plane stays as it is). */
+export async function stopAgent(state: LabState, node: string): Promise<void> {
+  const p = state.pids.find((x) => x.what === `agent ${node}`);
+  if (p) await stopProcess(p.pid);
+}
+
+/** Whether every running node reports every other node as a peer. */
+function converged(state: LabState, trellisBin: string): boolean {
+  const r = trellisIn(state.plan.controlNetns, trellisBin, ["--datastore", state.datastoreUrl!, "nodes", "-o", "json"]);
+  if (!r.ok) return false;
+  const nodes = (JSON.parse(r.out) as { nodes: Array<{ name: string; peers: unknown[] }> }).nodes;
+  return nodes.length === state.plan.nodes.length && nodes.every((n) => n.peers.length === nodes.length - 1);
 }
 
 export interface LabDownReport {
@@ -112,26 +241,29 @@ export interface LabDownReport {
   errors: string[];
 }
 
-/** Removes everything the lab made: pods (CNI DEL first, as a runtime would), namespaces, files. */
-export function labDown(name: string, cniBinDir: string, progress: Progress): LabDownReport {
+/** Removes everything the lab made: processes (by pid), pods (CNI DEL first), namespaces, files. */
+export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, progress: Progress): Promise<LabDownReport> {
   const state = readState(name);
   const errors: string[] = [];
   if (state) {
+    for (const p of state.pids) {
+      if (!processAlive(p.pid)) continue;
+      await stopProcess(p.pid);
+      progress(`stopped ${p.what} (pid ${p.pid})`);
+    }
     for (const pod of state.plan.pods) {
       if (!netnsExists(pod.netns) && !state.podIps[pod.name]) continue;
       try {
-        runtimeFor(state.plan, pod.node, cniBinDir).del({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
-        progress(`pod ${pod.name}: CNI DEL done`);
+        runtimeFor(state.plan, pod.node, tools.cniBinDir).del({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
       } catch (e) {
-        if (netnsExists(state.plan.nodes.find((n) => n.name === pod.node)?.netns ?? "")) {
-          errors.push(`pod ${pod.name}: ${(e as Error).message}`);
-        }
+        if (netnsExists(state.plan.nodes.find((n) => n.name === pod.node)?.netns ?? "")) errors.push(`pod ${pod.name}: ${(e as Error).message}`);
       }
     }
+    progress(`CNI DEL done for ${Object.keys(state.podIps).length} pod(s)`);
   }
-  // Every namespace whose name carries the lab's prefix is the lab's: pods first, switch last.
+  // Every namespace whose name carries the lab's prefix is the lab's: pods first, switches last.
   const ours = listNetns().filter((n) => n.startsWith(labNetnsPrefix(name)));
-  const order = (n: string): number => (/-p\d+$/.test(n) ? 0 : n.endsWith("-sw") ? 2 : 1);
+  const order = (n: string): number => (/-p\d+$/.test(n) ? 0 : /-sw\d*$/.test(n) ? 2 : 1);
   ours.sort((a, b) => order(a) - order(b));
   const deleted: string[] = [];
   for (const ns of ours) {
@@ -147,15 +279,34 @@ export function labDown(name: string, cniBinDir: string, progress: Progress): La
 }
 
 export interface LabStatus {
-  nodes: Array<{ name: string; netns: string; ip: string; podCidr: string }>;
+  backend: string;
+  datastore?: string;
+  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number }>;
   pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
+}
+
+function nodeSubnet(lab: string, n: LabNode): string {
+  if (n.podCidr) return n.podCidr;
+  try {
+    return /TRELLIS_SUBNET=(\S+)/.exec(fs.readFileSync(subnetFileOf(lab, n.name), "utf8"))?.[1] ?? "";
+  } catch {
+    return "";
+  }
 }
 
 export function labStatus(name: string): LabStatus {
   const state = readState(name);
   if (!state) throw new Error(`no lab named ${name} (see "trellis lab list")`);
   return {
-    nodes: state.plan.nodes.map((n) => ({ name: n.name, netns: n.netns, ip: n.ip.split("/")[0]!, podCidr: n.podCidr })),
+    backend: state.plan.backend,
+    ...(state.datastoreUrl ? { datastore: state.datastoreUrl } : {}),
+    nodes: state.plan.nodes.map((n) => {
+      const pid = state.pids.find((p) => p.what === `agent ${n.name}`)?.pid;
+      return {
+        name: n.name, netns: n.netns, ip: n.ip.split("/")[0]!, segment: n.segment, subnet: nodeSubnet(name, n),
+        ...(pid !== undefined && processAlive(pid) ? { agentPid: pid } : {}),
+      };
+    }),
     pods: state.plan.pods
       .filter((p) => state.podIps[p.name])
       .map((p) => ({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: state.podIps[p.name]![0] ?? "", ifname: p.ifname })),
@@ -181,35 +332,49 @@ export interface CheckCell {
 
 export interface CheckReport {
   pods: string[];
+  /** Destinations: the pods, then "outside" when the lab has one. */
+  targets: string[];
   cells: CheckCell[];
   passed: boolean;
 }
 
-/** Probes every ordered pod pair (ICMP) with bounded parallelism and compares with expectations. */
+export const OUTSIDE = "outside";
+
+/** Probes every ordered pod pair and pod -> outside (ICMP) and compares with expectations. */
 export async function labCheck(name: string, parallel = 16): Promise<CheckReport> {
   const state = readState(name);
   if (!state) throw new Error(`no lab named ${name}`);
-  const pods = state.plan.pods.filter((p) => state.podIps[p.name]?.length);
-  const jobs: Array<{ from: LabPod; to: LabPod; ip: string }> = [];
-  for (const from of pods) for (const to of pods) if (from !== to) jobs.push({ from, to, ip: state.podIps[to.name]![0]! });
+  const plan = state.plan;
+  const pods = plan.pods.filter((p) => state.podIps[p.name]?.length);
+  const jobs: Array<{ from: LabPod; to: string; ip: string; expected: boolean }> = [];
+  for (const from of pods) {
+    for (const to of pods) if (from !== to) jobs.push({ from, to: to.name, ip: state.podIps[to.name]![0]!, expected: expectReachable(plan, from, to) });
+    jobs.push({ from, to: OUTSIDE, ip: plan.outsideIp, expected: expectOutside(plan) });
+  }
   const cells: CheckCell[] = new Array(jobs.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < jobs.length) {
       const i = next++;
       const j = jobs[i]!;
-      // Unreachable pairs cost the whole timeout; pairs that must connect get a retry.
+      // Unreachable pairs cost the whole timeout; pairs that must connect get two retries.
       let reached = await pingFrom(j.from.netns, j.ip, 1);
-      const expected = expectReachable(j.from, j.to);
-      if (!reached && expected) reached = await pingFrom(j.from.netns, j.ip, 1);
-      cells[i] = { from: j.from.name, to: j.to.name, expected, reached };
+      for (let t = 0; !reached && j.expected && t < 2; t++) reached = await pingFrom(j.from.netns, j.ip, 1);
+      cells[i] = { from: j.from.name, to: j.to, expected: j.expected, reached };
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
-  return { pods: pods.map((p) => p.name), cells, passed: cells.every((c) => c.expected === c.reached) };
+  return {
+    pods: pods.map((p) => p.name),
+    targets: [...pods.map((p) => p.name), OUTSIDE],
+    cells,
+    passed: cells.every((c) => c.expected === c.reached),
+  };
 }
 
 export function verdict(c: CheckCell): Verdict {
   if (c.expected) return c.reached ? "ok" : "FAIL";
   return c.reached ? "UNEXPECTED" : "blocked";
 }
+
+export { OUTSIDE_NET };

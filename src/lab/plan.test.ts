@@ -1,23 +1,35 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { CniError } from "../cni/errors.js";
-import { expectReachable, labNetnsPrefix, nodeConflist, planLab } from "./plan.js";
+import { expectOutside, expectReachable, labNetnsPrefix, nodeConflist, planLab } from "./plan.js";
 import { printTable } from "../cli/table.js";
 
 describe("lab plan", () => {
-  const plan = planLab({ name: "demo", nodes: 2, podsPerNode: 3, mode: "routed" });
+  const plan = planLab({ name: "demo", nodes: 2, podsPerNode: 3, mode: "routed", backend: "none" });
 
   test("every namespace of a lab carries the lab's prefix, so lab down can find them all", () => {
-    const names = [plan.switchNetns, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)];
+    const names = [...plan.segments.map((s) => s.netns), plan.routerNetns, plan.outsideNetns, plan.controlNetns,
+      ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)];
     for (const n of names) assert.ok(n.startsWith(labNetnsPrefix("demo")), n);
     assert.equal(new Set(names).size, names.length, "names are unique");
   });
 
-  test("nodes get consecutive underlay addresses and their own pod block", () => {
+  test("without agents, nodes get consecutive underlay addresses and a fixed pod block", () => {
     assert.deepEqual(plan.nodes.map((n) => [n.name, n.ip, n.podCidr]), [
       ["node1", "10.99.1.11/24", "10.244.1.0/24"],
       ["node2", "10.99.1.12/24", "10.244.2.0/24"],
     ]);
+  });
+
+  test("with agents, blocks come from leases and nodes are spread over the segments round-robin", () => {
+    const p = planLab({ name: "x", nodes: 3, podsPerNode: 0, mode: "routed", backend: "cross-subnet", segments: 2 });
+    assert.deepEqual(p.segments.map((s) => s.cidr), ["10.99.1.0/24", "10.99.2.0/24"]);
+    assert.deepEqual(p.nodes.map((n) => [n.name, n.segment, n.ip, n.podCidr]), [
+      ["node1", 1, "10.99.1.11/24", undefined],
+      ["node2", 2, "10.99.2.12/24", undefined],
+      ["node3", 1, "10.99.1.13/24", undefined],
+    ]);
+    assert.equal(p.natOutgoing, true, "NAT outgoing is on by default with agents");
   });
 
   test("pods are spread per node with valid CNI container ids", () => {
@@ -27,20 +39,35 @@ describe("lab plan", () => {
   });
 
   test("each node's conflist points IPAM at that node's block and data directory", () => {
-    const c = nodeConflist(plan, plan.nodes[1]!, "/run/x/node2/ipam", "/run/x/node2/cni.log") as {
-      plugins: Array<{ type: string; mode: string; ipam: { dataDir: string; ranges: Array<Array<{ subnet: string }>> } }>;
-    };
+    type Conf = { plugins: Array<{ type: string; mode: string; ipam: { dataDir: string; subnetFile?: string; ranges?: Array<Array<{ subnet: string }>> } }> };
+    const dirs = { dataDir: "/run/x/node2/ipam", logFile: "/run/x/node2/cni.log", subnetFile: "/run/x/node2/subnet.env" };
+    const c = nodeConflist(plan, plan.nodes[1]!, dirs) as Conf;
     assert.equal(c.plugins[0]!.type, "trellis");
     assert.equal(c.plugins[0]!.mode, "routed");
     assert.equal(c.plugins[0]!.ipam.dataDir, "/run/x/node2/ipam");
     assert.deepEqual(c.plugins[0]!.ipam.ranges, [[{ subnet: "10.244.2.0/24" }]]);
+    const withAgents = planLab({ name: "y", nodes: 2, podsPerNode: 1, mode: "bridge" });
+    const c2 = nodeConflist(withAgents, withAgents.nodes[0]!, dirs) as Conf;
+    assert.equal(c2.plugins[0]!.ipam.subnetFile, "/run/x/node2/subnet.env", "with agents the block comes from the agent's subnet file");
+    assert.equal(c2.plugins[0]!.ipam.ranges, undefined);
   });
 
-  test("pods on the same node are expected to connect; across nodes not yet", () => {
+  test("without agents only pods on the same node are expected to connect", () => {
     const [a, b] = plan.pods;
     const c = plan.pods.find((p) => p.node === "node2")!;
-    assert.equal(expectReachable(a!, b!), true);
-    assert.equal(expectReachable(a!, c), false);
+    assert.equal(expectReachable(plan, a!, b!), true);
+    assert.equal(expectReachable(plan, a!, c), false);
+    assert.equal(expectOutside(plan), false);
+  });
+
+  test("with agents every pair connects, except host-gw across segments", () => {
+    for (const backend of ["vxlan", "cross-subnet", "host-gw"] as const) {
+      const p = planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend, segments: 2 });
+      const [p1, p2, p3] = p.pods;
+      assert.equal(expectReachable(p, p1!, p3!), true, `${backend}: same segment`);
+      assert.equal(expectReachable(p, p1!, p2!), backend !== "host-gw", `${backend}: across segments`);
+      assert.equal(expectOutside(p), true);
+    }
   });
 
   test("bad options are refused with the option and value named", () => {
@@ -51,6 +78,9 @@ describe("lab plan", () => {
       [{ name: "d", nodes: 51, podsPerNode: 1, mode: "routed" }, /--nodes 51/],
       [{ name: "d", nodes: 1, podsPerNode: 101, mode: "routed" }, /--pods-per-node 101/],
       [{ name: "d", nodes: 1, podsPerNode: 1, mode: "vxlan" as never }, /--mode "vxlan"/],
+      [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", backend: "ipip" as never }, /--backend "ipip"/],
+      [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", segments: 5 }, /--segments 5/],
+      [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", backend: "none", datastore: "etcd" }, /--datastore "etcd"/],
     ];
     for (const [opts, re] of cases) {
       assert.throws(() => planLab(opts), (e: unknown) => e instanceof CniError && re.test(e.message));

@@ -1,20 +1,36 @@
 // The lab's layout as plain data: which namespaces, which addresses, which pods. Pure.
 //
-//   switch namespace  trellis-<lab>-sw   bridge "br0": the underlay segment every node plugs into
-//   node namespaces   trellis-<lab>-<node>   eth0 on the underlay (10.99.1.<10+i>/24); the node's
-//                                            "host" namespace, where the CNI plugin runs
-//   pod namespaces    trellis-<lab>-<node>-p<j>  attached by the real plugin, as a runtime does
+//   switches   trellis-<lab>-sw<S>      bridge "br0": underlay segment S (10.99.S.0/24)
+//   router     trellis-<lab>-rt         10.99.S.1 on every segment; 203.0.113.1 towards "outside";
+//                                       knows nothing of the pod network (a plain L3 network)
+//   outside    trellis-<lab>-out        203.0.113.100: stands for the internet (NAT tests); routes
+//                                       only the underlay back, so un-NATed pod traffic gets no reply
+//   control    trellis-<lab>-cp         10.99.1.2 on segment 1: runs etcd with --datastore etcd
+//   nodes      trellis-<lab>-nodeN      eth0 10.99.S.(10+N), default via the router; the node's
+//                                       "host" namespace, where the CNI plugin and the agent run
+//   pods       trellis-<lab>-nodeN-pJ   attached by the real plugin, as a runtime does
 //
-// Every name starts with "trellis-<lab>-", so a lab's leftovers can always be found by name and
-// nothing else on the machine is ever touched.
+// Nodes are spread over the segments round-robin. Every name starts with "trellis-<lab>-", so a
+// lab's leftovers can always be found by name and nothing else on the machine is ever touched.
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { MODES, type Mode } from "../cni/config.js";
+import { BACKENDS, type BackendType } from "../model/network.js";
+
+export const LAB_BACKENDS = ["none", ...BACKENDS] as const;
+export type LabBackend = (typeof LAB_BACKENDS)[number];
+export const LAB_DATASTORES = ["embedded", "etcd"] as const;
+export type LabDatastore = (typeof LAB_DATASTORES)[number];
 
 export interface LabOptions {
   name: string;
   nodes: number;
   podsPerNode: number;
   mode: Mode;
+  /** "none": no agents, each node gets a fixed block and pods only reach their own node. */
+  backend?: LabBackend;
+  segments?: number;
+  datastore?: LabDatastore;
+  natOutgoing?: boolean;
 }
 
 export interface LabNode {
@@ -22,10 +38,11 @@ export interface LabNode {
   netns: string;
   /** Underlay address with prefix, e.g. 10.99.1.11/24. */
   ip: string;
-  /** Port on the switch bridge. */
+  segment: number;
+  /** Port on the segment's switch bridge. */
   switchPort: string;
-  /** The node's pod block. */
-  podCidr: string;
+  /** Fixed pod block (backend none); with agents the block comes from the agent's lease. */
+  podCidr?: string;
 }
 
 export interface LabPod {
@@ -37,12 +54,26 @@ export interface LabPod {
   ifname: string;
 }
 
+export interface LabSegment {
+  index: number;
+  netns: string;
+  cidr: string;
+  gateway: string;
+}
+
 export interface LabPlan {
   name: string;
   mode: Mode;
-  switchNetns: string;
+  backend: LabBackend;
+  datastore: LabDatastore;
+  natOutgoing: boolean;
   bridge: string;
-  underlayCidr: string;
+  segments: LabSegment[];
+  routerNetns: string;
+  outsideNetns: string;
+  outsideIp: string;
+  controlNetns: string;
+  controlIp: string;
   podNetwork: string;
   nodes: LabNode[];
   pods: LabPod[];
@@ -51,7 +82,9 @@ export interface LabPlan {
 export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
 export const MAX_NODES = 50;
 export const MAX_PODS_PER_NODE = 100;
+export const MAX_SEGMENTS = 4;
 export const NETNS_PREFIX = "trellis-";
+export const OUTSIDE_NET = "203.0.113.0/24";
 
 const invalid = (field: string, value: unknown, why: string): CniError =>
   new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab option ${field} ${JSON.stringify(value)}: ${why}`);
@@ -63,6 +96,15 @@ export function validateLabOptions(o: LabOptions): void {
     throw invalid("--pods-per-node", o.podsPerNode, `must be 0..${MAX_PODS_PER_NODE}`);
   }
   if (!(MODES as readonly string[]).includes(o.mode)) throw invalid("--mode", o.mode, `must be one of ${MODES.join(", ")}`);
+  if (o.backend !== undefined && !(LAB_BACKENDS as readonly string[]).includes(o.backend)) {
+    throw invalid("--backend", o.backend, `must be one of ${LAB_BACKENDS.join(", ")}`);
+  }
+  const segs = o.segments ?? 1;
+  if (!Number.isInteger(segs) || segs < 1 || segs > MAX_SEGMENTS) throw invalid("--segments", segs, `must be 1..${MAX_SEGMENTS}`);
+  if (o.datastore !== undefined && !(LAB_DATASTORES as readonly string[]).includes(o.datastore)) {
+    throw invalid("--datastore", o.datastore, `must be one of ${LAB_DATASTORES.join(", ")}`);
+  }
+  if (o.backend === "none" && o.datastore === "etcd") throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
 }
 
 export const labNetnsPrefix = (lab: string): string => `${NETNS_PREFIX}${lab}-`;
@@ -70,11 +112,19 @@ export const labNetnsPrefix = (lab: string): string => `${NETNS_PREFIX}${lab}-`;
 export function planLab(o: LabOptions): LabPlan {
   validateLabOptions(o);
   const prefix = labNetnsPrefix(o.name);
+  const backend = o.backend ?? "vxlan";
+  const segments: LabSegment[] = [];
+  for (let s = 1; s <= (o.segments ?? 1); s++) {
+    segments.push({ index: s, netns: `${prefix}sw${s}`, cidr: `10.99.${s}.0/24`, gateway: `10.99.${s}.1` });
+  }
   const nodes: LabNode[] = [];
   const pods: LabPod[] = [];
   for (let i = 1; i <= o.nodes; i++) {
     const name = `node${i}`;
-    nodes.push({ name, netns: `${prefix}${name}`, ip: `10.99.1.${10 + i}/24`, switchPort: `port${i}`, podCidr: `10.244.${i}.0/24` });
+    const segment = ((i - 1) % segments.length) + 1;
+    const node: LabNode = { name, netns: `${prefix}${name}`, ip: `10.99.${segment}.${10 + i}/24`, segment, switchPort: `port${i}` };
+    if (backend === "none") node.podCidr = `10.244.${i}.0/24`;
+    nodes.push(node);
     for (let j = 1; j <= o.podsPerNode; j++) {
       pods.push({
         name: `${name}-pod${j}`,
@@ -89,9 +139,16 @@ export function planLab(o: LabOptions): LabPlan {
   return {
     name: o.name,
     mode: o.mode,
-    switchNetns: `${prefix}sw`,
+    backend,
+    datastore: o.datastore ?? "embedded",
+    natOutgoing: o.natOutgoing ?? backend !== "none",
     bridge: "br0",
-    underlayCidr: "10.99.1.0/24",
+    segments,
+    routerNetns: `${prefix}rt`,
+    outsideNetns: `${prefix}out`,
+    outsideIp: "203.0.113.100",
+    controlNetns: `${prefix}cp`,
+    controlIp: "10.99.1.2",
     podNetwork: "10.244.0.0/16",
     nodes,
     pods,
@@ -99,22 +156,31 @@ export function planLab(o: LabOptions): LabPlan {
 }
 
 /** The network configuration list each lab node's runtime reads (one plugin: trellis). */
-export function nodeConflist(plan: LabPlan, node: LabNode, dataDir: string, logFile: string): Record<string, unknown> {
+export function nodeConflist(plan: LabPlan, node: LabNode, dir: { dataDir: string; logFile: string; subnetFile: string }): Record<string, unknown> {
+  const ipam: Record<string, unknown> = { type: "trellis-ipam", dataDir: dir.dataDir };
+  if (node.podCidr) ipam.ranges = [[{ subnet: node.podCidr }]];
+  else ipam.subnetFile = dir.subnetFile;
   return {
     cniVersion: "1.1.0",
     name: "trellis",
-    plugins: [
-      {
-        type: "trellis",
-        mode: plan.mode,
-        logFile,
-        ipam: { type: "trellis-ipam", dataDir, ranges: [[{ subnet: node.podCidr }]] },
-      },
-    ],
+    plugins: [{ type: "trellis", mode: plan.mode, logFile: dir.logFile, ipam }],
   };
 }
 
-/** Which pod pairs must reach each other: for now, pods on the same node. */
-export function expectReachable(from: LabPod, to: LabPod): boolean {
-  return from.node === to.node;
+/** Which pod pairs must reach each other. */
+export function expectReachable(plan: LabPlan, from: LabPod, to: LabPod): boolean {
+  if (from.node === to.node) return true;
+  if (plan.backend === "none") return false;
+  if (plan.backend === "host-gw") {
+    const seg = (n: string): number => plan.nodes.find((x) => x.name === n)!.segment;
+    return seg(from.node) === seg(to.node);
+  }
+  return true;
 }
+
+/** Whether a pod must reach the outside namespace (only through NAT: outside has no pod routes). */
+export function expectOutside(plan: LabPlan): boolean {
+  return plan.backend !== "none" && plan.natOutgoing;
+}
+
+export type { BackendType };

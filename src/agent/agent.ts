@@ -1,0 +1,306 @@
+// The node agent: leases this node's pod block, publishes how to reach it, watches every other
+// node's lease and keeps the kernel's routes / VTEP / NAT in line with them.
+//
+// Handlers only update in-memory state and hand a freshly computed desired data plane to the
+// reconciler; all kernel work happens there, after the first full datastore sync. Stopping the
+// agent (or losing the datastore) freezes the data plane as it is: pods keep talking.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { desiredState, usesVxlan, vtepMacFor, type Underlay } from "../backends/desired.js";
+import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
+import type { DataplaneKernel } from "../kernel/dataplane.js";
+import { CONFIG_KEY, chooseSubnet, LEASE_PREFIX, leaseKey, leaseValue, parseLease, STATUS_PREFIX, type Lease } from "../model/lease.js";
+import { checkNodeAddress, podMtu, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import { Reconciler } from "../dataplane/reconciler.js";
+import type { PeerStatus } from "../dataplane/state.js";
+import { parseSubnetFile } from "../ipam/config.js";
+import { formatCidr } from "../model/ip.js";
+
+export interface AgentOptions {
+  node: string;
+  store: Datastore;
+  kernel: DataplaneKernel;
+  iface?: string;
+  publicIp?: string;
+  /** Where the CNI plugin reads this node's block and MTU. */
+  subnetFile: string;
+  leaseTtlSeconds: number;
+  resyncMs: number;
+  log(line: string): void;
+  signal: AbortSignal;
+}
+
+export interface NodeStatus {
+  node: string;
+  subnet: string;
+  publicIp: string;
+  backend: string;
+  peers: PeerStatus[];
+  updatedAt: number;
+}
+
+export class Agent {
+  private config: NetworkConfig | undefined;
+  private underlay: Underlay | undefined;
+  private lease: Lease | undefined;
+  private leaseRevision = 0;
+  private readonly leases = new Map<string, Lease>();
+  private readonly reconciler: Reconciler;
+  private synced = false;
+  private lastPeerReport = "";
+  private renewTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly o: AgentOptions) {
+    this.reconciler = new Reconciler(o.kernel, { resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l) });
+    o.signal.addEventListener("abort", () => this.stop(), { once: true });
+  }
+
+  get subnet(): string | undefined {
+    return this.lease?.subnet;
+  }
+
+  /** Runs until the signal aborts. */
+  async run(): Promise<void> {
+    const { store, log } = this.o;
+    this.config = await this.waitForConfig();
+    const u = await this.o.kernel.underlay({ iface: this.o.iface, publicIp: this.o.publicIp });
+    log(`underlay: ${u.dev} ${u.cidr} mtu ${u.mtu} (${u.why})`);
+    const bad = checkNodeAddress(this.config, u.cidr.split("/")[0]!);
+    if (bad) throw new Error(bad);
+    this.underlay = { dev: u.dev, cidr: u.cidr, mtu: u.mtu };
+
+    await this.acquireLease();
+    this.writeSubnetFile();
+
+    const listed = await store.list(LEASE_PREFIX);
+    this.replaceLeases(listed.items);
+    this.synced = true;
+    this.recompute();
+    store.watch(LEASE_PREFIX, listed.revision, (m) => this.onLeaseWatch(m), this.o.signal);
+    const cfg = await store.get(CONFIG_KEY);
+    store.watch(CONFIG_KEY, Math.max(listed.revision, cfg?.modRevision ?? 0), (m) => this.onConfigWatch(m), this.o.signal);
+    this.scheduleRenew();
+    await new Promise<void>((resolve) => this.o.signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+
+  private stop(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.reconciler.stop();
+  }
+
+  private async waitForConfig(): Promise<NetworkConfig> {
+    let warned = false;
+    for (;;) {
+      try {
+        const kv = await this.o.store.get(CONFIG_KEY);
+        if (kv) return validateNetworkConfig(JSON.parse(kv.value));
+        if (!warned) this.o.log("no network config in the datastore yet: run `trellis network init`; waiting");
+      } catch (e) {
+        if (!warned) this.o.log(`cannot read the network config (${(e as Error).message}); retrying`);
+      }
+      warned = true;
+      if (this.o.signal.aborted) throw new Error("stopped");
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  private previousSubnet(): string | undefined {
+    try {
+      const first = parseSubnetFile(fs.readFileSync(this.o.subnetFile, "utf8"), this.o.subnetFile).subnets[0];
+      return first ? formatCidr(first) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private leaseFor(subnet: string): Lease {
+    const c = this.config!;
+    const now = Date.now();
+    return {
+      subnet,
+      node: this.o.node,
+      publicIp: this.underlay!.cidr.split("/")[0]!,
+      backend: c.backend.type,
+      ...(usesVxlan(c) ? { vtepMac: vtepMacFor(this.o.node) } : {}),
+      renewedAt: now,
+      expiresAt: now + this.o.leaseTtlSeconds * 1000,
+    };
+  }
+
+  /** Keeps this node's block if it still holds it (or held it before a restart), else takes a free one. */
+  private async acquireLease(): Promise<void> {
+    const { store, log } = this.o;
+    for (let attempt = 1; ; attempt++) {
+      const listed = await store.list(LEASE_PREFIX);
+      const all = listed.items.map((kv) => ({ kv, lease: parseLease(kv.key, kv.value) }));
+      const mine = all.find((x) => x.lease?.node === this.o.node);
+      const ttl = { ttlSeconds: this.o.leaseTtlSeconds };
+      if (mine?.lease && this.inNetwork(mine.lease.subnet)) {
+        const l = this.leaseFor(mine.lease.subnet);
+        const kv = await store.update(mine.kv.key, leaseValue(l), mine.kv.modRevision, ttl);
+        if (kv) return this.took(l, kv, "kept its lease");
+        continue;
+      }
+      const taken = new Set(all.filter((x) => x.lease).map((x) => x.lease!.subnet));
+      const subnet = chooseSubnet(this.config!, taken, this.previousSubnet(), Math.random);
+      if (!subnet) throw new Error(`no free block of /${this.config!.subnetLen} left in ${this.config!.network}`);
+      const l = this.leaseFor(subnet);
+      const kv = await store.create(leaseKey(subnet), leaseValue(l), ttl);
+      if (kv) return this.took(l, kv, "leased a new block");
+      log(`block ${subnet} was taken by another node just now; trying again (attempt ${attempt})`);
+    }
+  }
+
+  private took(l: Lease, kv: KeyValue, how: string): void {
+    this.lease = l;
+    this.leaseRevision = kv.modRevision;
+    this.leases.set(l.subnet, l);
+    this.o.log(`${how}: ${l.subnet} (public IP ${l.publicIp}, backend ${l.backend}${l.vtepMac ? `, VTEP MAC ${l.vtepMac}` : ""}, ttl ${this.o.leaseTtlSeconds}s)`);
+  }
+
+  private inNetwork(subnet: string): boolean {
+    return chooseSubnet(this.config!, new Set(), subnet, () => 0) === subnet;
+  }
+
+  private writeSubnetFile(): void {
+    const mtu = podMtu(this.config!, this.underlay!.mtu);
+    const text = [
+      "# written by the trellis agent: this node's pod block, read by the CNI plugin",
+      `TRELLIS_NETWORK=${this.config!.network}`,
+      `TRELLIS_SUBNET=${this.lease!.subnet}`,
+      `TRELLIS_MTU=${mtu}`,
+      "",
+    ].join("\n");
+    fs.mkdirSync(path.dirname(this.o.subnetFile), { recursive: true });
+    const tmp = `${this.o.subnetFile}.tmp`;
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, this.o.subnetFile);
+  }
+
+  private scheduleRenew(): void {
+    const every = Math.max(1000, (this.o.leaseTtlSeconds * 1000) / 3);
+    this.renewTimer = setTimeout(() => {
+      void this.renew().finally(() => {
+        if (!this.o.signal.aborted) this.scheduleRenew();
+      });
+    }, every);
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.lease) return;
+    const l = this.leaseFor(this.lease.subnet);
+    try {
+      const kv = await this.o.store.update(leaseKey(l.subnet), leaseValue(l), this.leaseRevision, { ttlSeconds: this.o.leaseTtlSeconds });
+      if (kv) {
+        this.lease = l;
+        this.leaseRevision = kv.modRevision;
+      } else {
+        this.o.log(`lease ${l.subnet} changed or lapsed in the datastore: taking it again`);
+        await this.acquireLease();
+        if (this.lease.subnet !== l.subnet) this.o.log(`WARNING: this node's block moved from ${l.subnet} to ${this.lease.subnet}; pods keep their old addresses until restarted`);
+        this.writeSubnetFile();
+        this.recompute();
+      }
+      await this.publishStatus();
+    } catch (e) {
+      // The datastore is unreachable: keep the data plane as it is and try again later.
+      this.o.log(`cannot renew lease ${l.subnet}: ${(e as Error).message}`);
+    }
+  }
+
+  private replaceLeases(items: KeyValue[]): void {
+    this.leases.clear();
+    for (const kv of items) {
+      const l = parseLease(kv.key, kv.value);
+      if (l) this.leases.set(l.subnet, l);
+    }
+  }
+
+  private onLeaseWatch(m: WatchMessage): void {
+    if ("resync" in m) {
+      this.o.log(`lease watch: ${m.reason}; listing again`);
+      void this.o.store.list(LEASE_PREFIX).then((r) => {
+        this.replaceLeases(r.items);
+        this.recompute();
+      }, (e: unknown) => this.o.log(`cannot list leases: ${(e as Error).message}`));
+      return;
+    }
+    for (const ev of m.events) {
+      if (ev.type === "put") {
+        const l = parseLease(ev.kv.key, ev.kv.value);
+        if (l) this.leases.set(l.subnet, l);
+        if (l && this.lease && l.subnet === this.lease.subnet) this.leaseRevision = ev.kv.modRevision;
+      } else {
+        const subnet = [...this.leases.keys()].find((s) => leaseKey(s) === ev.key);
+        if (subnet) this.leases.delete(subnet);
+      }
+    }
+    this.recompute();
+  }
+
+  private onConfigWatch(m: WatchMessage): void {
+    if ("resync" in m) return;
+    for (const ev of m.events) {
+      if (ev.type !== "put") continue;
+      try {
+        const next = validateNetworkConfig(JSON.parse(ev.kv.value));
+        if (next.network !== this.config!.network || next.subnetLen !== this.config!.subnetLen) {
+          this.o.log(`network changed to ${next.network}/${next.subnetLen}: restart the agents to re-lease blocks; keeping ${this.config!.network}`);
+          continue;
+        }
+        this.o.log(`network config changed: backend ${this.config!.backend.type} -> ${next.backend.type}, natOutgoing ${next.natOutgoing}`);
+        this.config = next;
+        this.writeSubnetFile();
+        void this.renewNow();
+        this.recompute();
+      } catch (e) {
+        this.o.log(`ignoring invalid network config: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private async renewNow(): Promise<void> {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    await this.renew();
+    if (!this.o.signal.aborted) this.scheduleRenew();
+  }
+
+  /** Recomputes the desired data plane from the current lease set: cheap, no kernel access. */
+  private recompute(): void {
+    if (!this.synced || !this.config || !this.lease || !this.underlay) return;
+    const peers = [...this.leases.values()].filter((l) => l.subnet !== this.lease!.subnet);
+    const d = desiredState({
+      config: this.config, self: this.lease, peers, underlay: this.underlay, podMtu: podMtu(this.config, this.underlay.mtu),
+    });
+    this.reconciler.setDesired(d.dataplane);
+    const report = JSON.stringify(d.peers);
+    if (report !== this.lastPeerReport) {
+      this.lastPeerReport = report;
+      for (const p of d.peers) {
+        this.o.log(`peer ${p.node} ${p.subnet} via ${p.publicIp}: ${p.transport}${p.reason ? ` (${p.reason})` : ""}`);
+      }
+      void this.publishStatus(d.peers);
+    }
+  }
+
+  private peersNow: PeerStatus[] = [];
+
+  private async publishStatus(peers?: PeerStatus[]): Promise<void> {
+    if (peers) this.peersNow = peers;
+    if (!this.lease) return;
+    const s: NodeStatus = {
+      node: this.o.node, subnet: this.lease.subnet, publicIp: this.lease.publicIp, backend: this.lease.backend,
+      peers: this.peersNow, updatedAt: Date.now(),
+    };
+    try {
+      await this.o.store.put(`${STATUS_PREFIX}${this.o.node}`, JSON.stringify(s), { ttlSeconds: this.o.leaseTtlSeconds });
+    } catch (e) {
+      this.o.log(`cannot publish status: ${(e as Error).message}`);
+    }
+  }
+
+  /** For tests and benchmarks: resolves once the kernel matches the current desired state. */
+  async settled(): Promise<void> {
+    await this.reconciler.idle();
+  }
+}

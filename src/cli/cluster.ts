@@ -1,0 +1,218 @@
+// `trellis network ...`, `trellis nodes` and `trellis agent`: cluster-wide commands that talk to a
+// datastore, chosen with --datastore URL or --lab NAME (a lab's own datastore).
+import { Command, Option } from "commander";
+import { Agent, type NodeStatus } from "../agent/agent.js";
+import { openDatastore } from "../datastore/open.js";
+import type { Datastore } from "../datastore/types.js";
+import { RealDataplaneKernel } from "../kernel/dataplane.js";
+import { readState } from "../lab/lab.js";
+import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
+import { BACKENDS, ConfigError, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import { printTable } from "./table.js";
+
+export interface GlobalOptions {
+  datastore?: string;
+  lab?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+}
+
+export const DEFAULT_SUBNET_FILE = "/run/trellis/subnet.env";
+
+/** The datastore URL the global options name. */
+export function datastoreUrl(g: GlobalOptions): string {
+  if (g.datastore && g.lab) throw new Error("give either --datastore or --lab, not both");
+  if (g.lab) {
+    const s = readState(g.lab);
+    if (!s) throw new Error(`no lab named ${g.lab}`);
+    if (!s.datastoreUrl) throw new Error(`lab ${g.lab} has no datastore (it was made without agents)`);
+    return s.datastoreUrl;
+  }
+  if (g.datastore) return g.datastore;
+  if (process.env.TRELLIS_DATASTORE) return process.env.TRELLIS_DATASTORE;
+  throw new Error("no datastore: pass --datastore URL (embedded:///dir, etcd://host:2379) or --lab NAME");
+}
+
+export async function withStore<T>(g: GlobalOptions, fn: (s: Datastore) => Promise<T>): Promise<T> {
+  const store = await openDatastore(datastoreUrl(g), { caFile: g.etcdCa, certFile: g.etcdCert, keyFile: g.etcdKey });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const int = (name: string) => (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new Error(`${name} "${v}" is not a whole number`);
+  return Number(v);
+};
+
+function configFromFlags(base: Record<string, unknown>, o: Record<string, unknown>): NetworkConfig {
+  const raw: Record<string, unknown> = { ...base };
+  if (o.cidr !== undefined) raw.network = o.cidr;
+  if (o.subnetLen !== undefined) raw.subnetLen = o.subnetLen;
+  if (o.subnetMin !== undefined) raw.subnetMin = o.subnetMin;
+  if (o.subnetMax !== undefined) raw.subnetMax = o.subnetMax;
+  if (o.natOutgoing !== undefined) raw.natOutgoing = o.natOutgoing;
+  const backend = { ...((base.backend as Record<string, unknown>) ?? {}) };
+  if (o.backend !== undefined) backend.type = o.backend;
+  if (o.vni !== undefined) backend.vni = o.vni;
+  if (o.port !== undefined) backend.port = o.port;
+  if (o.mtu !== undefined) backend.mtu = o.mtu;
+  if (Object.keys(backend).length > 0) raw.backend = backend;
+  return validateNetworkConfig(raw);
+}
+
+function showConfig(c: NetworkConfig, output: string): string {
+  if (output === "json") return JSON.stringify(c, null, 2);
+  return printTable(["FIELD", "VALUE"], [
+    ["network", c.network],
+    ["subnetLen", String(c.subnetLen)],
+    ["subnetMin", c.subnetMin ?? "(first block)"],
+    ["subnetMax", c.subnetMax ?? "(last block)"],
+    ["backend", c.backend.type],
+    ["vni", String(c.backend.vni)],
+    ["port", String(c.backend.port)],
+    ["mtu", c.backend.mtu ? String(c.backend.mtu) : "(underlay MTU - overhead)"],
+    ["natOutgoing", String(c.natOutgoing)],
+  ]);
+}
+
+export function networkCommand(globals: () => GlobalOptions): Command {
+  const network = new Command("network").description("the cluster's pod network configuration");
+  const addFlags = (c: Command): Command => c
+    .option("--cidr <cidr>", "pod network, e.g. 10.244.0.0/16")
+    .option("--subnet-len <n>", "prefix length of each node's block", int("--subnet-len"))
+    .option("--subnet-min <cidr>", "first block that may be leased")
+    .option("--subnet-max <cidr>", "last block that may be leased")
+    .addOption(new Option("--backend <type>", "how nodes are connected").choices(BACKENDS))
+    .option("--vni <n>", "VXLAN network identifier", int("--vni"))
+    .option("--port <n>", "VXLAN UDP port", int("--port"))
+    .option("--mtu <n>", "pod MTU (default: underlay MTU - 50 for VXLAN)", int("--mtu"))
+    .option("--nat-outgoing", "masquerade pod traffic leaving the pod network")
+    .option("--no-nat-outgoing", "do not masquerade");
+
+  addFlags(network.command("init"))
+    .description("store the cluster network configuration (refused if one exists, unless --force)")
+    .option("--force", "replace an existing configuration")
+    .action(async (o: Record<string, unknown>) => {
+      const c = configFromFlags({ backend: { type: "vxlan" } }, o);
+      if (o.cidr === undefined) throw new ConfigError("--cidr", undefined, "is required");
+      await withStore(globals(), async (s) => {
+        const created = await s.create(CONFIG_KEY, JSON.stringify(c));
+        if (!created) {
+          if (!o.force) throw new Error("the network is already initialised: use `trellis network set` to change it, or --force");
+          await s.put(CONFIG_KEY, JSON.stringify(c));
+        }
+      });
+      process.stdout.write(showConfig(c, "table") + "\n");
+    });
+
+  addFlags(network.command("set"))
+    .description("change fields of the stored configuration (e.g. switch --backend on a running cluster)")
+    .action(async (o: Record<string, unknown>) => {
+      const c = await withStore(globals(), async (s) => {
+        const kv = await s.get(CONFIG_KEY);
+        if (!kv) throw new Error("the network is not initialised: run `trellis network init` first");
+        const next = configFromFlags(JSON.parse(kv.value) as Record<string, unknown>, o);
+        if (!(await s.update(CONFIG_KEY, JSON.stringify(next), kv.modRevision))) throw new Error("the configuration changed meanwhile; try again");
+        return next;
+      });
+      process.stdout.write(showConfig(c, "table") + "\n");
+    });
+
+  network.command("show")
+    .description("show the stored configuration")
+    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
+    .action(async (o: { output: string }) => {
+      const kv = await withStore(globals(), (s) => s.get(CONFIG_KEY));
+      if (!kv) throw new Error("the network is not initialised: run `trellis network init`");
+      process.stdout.write(showConfig(validateNetworkConfig(JSON.parse(kv.value)), o.output) + "\n");
+    });
+  return network;
+}
+
+export interface NodeRow {
+  name: string;
+  publicIp: string;
+  subnet: string;
+  backend: string;
+  leaseExpiresAt: string;
+  /** Per peer, as the node itself reports it. */
+  peers: Array<{ node: string; transport: string; reason?: string }>;
+}
+
+export async function readNodes(s: Datastore): Promise<NodeRow[]> {
+  const [leases, statuses] = await Promise.all([s.list(LEASE_PREFIX), s.list(STATUS_PREFIX)]);
+  const status = new Map<string, NodeStatus>();
+  for (const kv of statuses.items) {
+    try {
+      const v = JSON.parse(kv.value) as NodeStatus;
+      status.set(v.node, v);
+    } catch {
+      // a malformed status is shown as unknown
+    }
+  }
+  return leases.items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined)
+    .sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }))
+    .map((l) => ({
+      name: l.node, publicIp: l.publicIp, subnet: l.subnet, backend: l.backend,
+      leaseExpiresAt: new Date(l.expiresAt).toISOString(),
+      peers: (status.get(l.node)?.peers ?? []).map((p) => ({ node: p.node, transport: p.transport, ...(p.reason ? { reason: p.reason } : {}) })),
+    }));
+}
+
+export function nodesCommand(globals: () => GlobalOptions): Command {
+  return new Command("nodes")
+    .description("nodes with their block, address, backend, per-peer transport and lease expiry")
+    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
+    .action(async (o: { output: string }) => {
+      const rows = await withStore(globals(), readNodes);
+      if (o.output === "json") {
+        process.stdout.write(JSON.stringify({ nodes: rows }, null, 2) + "\n");
+        return;
+      }
+      const now = Date.now();
+      const peerText = (r: NodeRow): string => r.peers.length === 0 ? "-" :
+        r.peers.map((p) => `${p.node}:${p.transport}`).join(" ");
+      process.stdout.write(printTable(["NODE", "PUBLIC IP", "SUBNET", "BACKEND", "PEERS (transport)", "LEASE EXPIRES"],
+        rows.map((r) => [r.name, r.publicIp, r.subnet, r.backend, peerText(r), `in ${Math.round((Date.parse(r.leaseExpiresAt) - now) / 1000)}s`])) + "\n");
+      const problems = rows.flatMap((r) => r.peers.filter((p) => p.reason).map((p) => `${r.name} -> ${p.node}: ${p.reason}`));
+      if (problems.length) process.stdout.write(`\nunreachable peers:\n${problems.map((p) => `  ${p}`).join("\n")}\n`);
+    });
+}
+
+export function agentCommand(globals: () => GlobalOptions): Command {
+  return new Command("agent")
+    .description("run the node agent: lease this node's block and connect it to every other node")
+    .requiredOption("--node <name>", "this node's name")
+    .option("--iface <name>", "underlay interface (default: the default route's)")
+    .option("--public-ip <ip>", "underlay address to publish (default: the interface's)")
+    .option("--subnet-file <path>", "where the CNI plugin reads this node's block", DEFAULT_SUBNET_FILE)
+    .option("--lease-ttl <seconds>", "lease lifetime; renewed every third of it", int("--lease-ttl"), 300)
+    .option("--resync <seconds>", "periodic full resync of the kernel state", int("--resync"), 10)
+    .action(async (o: { node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number }) => {
+      const log = (line: string): void => {
+        process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
+      };
+      const ac = new AbortController();
+      for (const sig of ["SIGTERM", "SIGINT"] as const) {
+        process.once(sig, () => {
+          log(`${sig}: stopping; the data plane stays as it is`);
+          ac.abort();
+        });
+      }
+      const store = await openDatastore(datastoreUrl(globals()), { caFile: globals().etcdCa, certFile: globals().etcdCert, keyFile: globals().etcdKey });
+      log(`starting (datastore ${store.kind})`);
+      const agent = new Agent({
+        node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
+        leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal,
+      });
+      try {
+        await agent.run();
+      } finally {
+        await store.close();
+      }
+    });
+}

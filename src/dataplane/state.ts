@@ -1,0 +1,65 @@
+// The node's data plane as plain data: what the agent wants (desired) and what the kernel has
+// (actual), in the same shape so that reconciliation is a pure diff.
+
+/** Name of the VXLAN device (VTEP) Trellis owns on every node. */
+export const VTEP_NAME = "trellis.vxlan";
+/** Route protocol number of the routes the agent installs (201 is the plugin's pod routes). */
+export const AGENT_ROUTE_PROTO = 202;
+/** nftables table the agent owns for NAT. */
+export const NAT_TABLE = "trellis-nat";
+
+export interface VtepSpec {
+  name: string;
+  vni: number;
+  port: number;
+  /** Underlay address the tunnel is sourced from, and its device. */
+  localIp: string;
+  dev: string;
+  mtu: number;
+  mac: string;
+  /** The VTEP's own address, e.g. the node block's network address as /32. */
+  address: string;
+}
+
+export interface RouteSpec {
+  dst: string;
+  via: string;
+  dev: string;
+  onlink: boolean;
+}
+
+/** A static forwarding entry on the VTEP: frames for `mac` go to the peer's underlay address. */
+export interface FdbSpec {
+  mac: string;
+  dst: string;
+}
+
+/** A permanent neighbour on the VTEP: the peer VTEP's address resolves to its MAC. */
+export interface NeighSpec {
+  ip: string;
+  mac: string;
+}
+
+export interface NatSpec {
+  podNetwork: string;
+}
+
+export interface Dataplane {
+  vtep?: VtepSpec;
+  routes: RouteSpec[];
+  fdb: FdbSpec[];
+  neigh: NeighSpec[];
+  nat?: NatSpec;
+}
+
+export type Transport = "vxlan" | "host-gw" | "unreachable";
+
+export interface PeerStatus {
+  node: string;
+  subnet: string;
+  publicIp: string;
+  transport: Transport;
+  reason?: string;
+}
+
+export const emptyDataplane = (): Dataplane => ({ routes: [], fdb: [], neigh: [] });

@@ -1,0 +1,148 @@
+// The agent's view of the kernel: read back what Trellis owns on this node, and apply steps.
+// Reads use `ip -j`, `bridge -j`, `nft -j`; writes use `ip -force -batch`, `bridge -force -batch`
+// and `nft -f` (atomic). With -force a failing line does not stop the others; the reconciler
+// reads back again and retries whatever is still missing.
+import type { ActualDataplane, Step } from "../dataplane/diff.js";
+import { AGENT_ROUTE_PROTO, NAT_TABLE, VTEP_NAME, type FdbSpec, type NeighSpec, type RouteSpec } from "../dataplane/state.js";
+import { KernelError, runAsync } from "./exec.js";
+
+export interface DataplaneKernel {
+  read(): Promise<ActualDataplane>;
+  /** Applies steps in order; returns the errors of the steps that failed (empty when all applied). */
+  apply(steps: readonly Step[]): Promise<string[]>;
+  /** Underlay facts: the device that holds `ip` (or the default route's device) and its address/MTU. */
+  underlay(opts: { iface?: string; publicIp?: string }): Promise<{ dev: string; cidr: string; mtu: number; why: string }>;
+}
+
+interface LinkJson {
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; link?: string } };
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; scope?: string }>;
+  link_index?: number;
+  ifindex?: number;
+}
+
+const json = async <T>(cmd: string, args: string[]): Promise<T> => {
+  const out = (await runAsync(cmd, args)).stdout.trim();
+  return (out ? JSON.parse(out) : []) as T;
+};
+
+export class RealDataplaneKernel implements DataplaneKernel {
+  async read(): Promise<ActualDataplane> {
+    const actual: ActualDataplane = { routes: [], fdb: [], neigh: [], natState: "absent" };
+    let vtep: LinkJson | undefined;
+    try {
+      vtep = (await json<LinkJson[]>("ip", ["-d", "-j", "addr", "show", "dev", VTEP_NAME]))[0];
+    } catch (e) {
+      if (!(e instanceof KernelError && e.notFound)) throw e;
+    }
+    if (vtep?.linkinfo?.info_kind === "vxlan") {
+      const d = vtep.linkinfo.info_data ?? {};
+      let dev = d.link ?? "";
+      if (!dev && vtep.link_index !== undefined) dev = await this.nameOf(vtep.link_index);
+      actual.vtep = {
+        name: VTEP_NAME, vni: d.id ?? 0, port: d.port ?? 0, localIp: d.local ?? "", dev, mtu: vtep.mtu, mac: vtep.address,
+        address: "",
+      };
+      actual.vtepUp = vtep.flags.includes("UP");
+      actual.vtepAddresses = (vtep.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`);
+      const fdb = await json<Array<{ mac: string; dst?: string }>>("bridge", ["-j", "fdb", "show", "dev", VTEP_NAME]);
+      actual.fdb = fdb.filter((f): f is FdbSpec => typeof f.dst === "string" && f.mac !== "00:00:00:00:00:00")
+        .map((f) => ({ mac: f.mac, dst: f.dst }));
+      const neigh = await json<Array<{ dst: string; lladdr?: string; state?: string[] }>>("ip", ["-j", "-4", "neigh", "show", "dev", VTEP_NAME]);
+      actual.neigh = neigh.filter((n) => n.lladdr && (n.state ?? []).includes("PERMANENT"))
+        .map((n): NeighSpec => ({ ip: n.dst, mac: n.lladdr! }));
+    }
+    const routes = await json<Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>>(
+      "ip", ["-j", "-4", "route", "show", "table", "main", "proto", String(AGENT_ROUTE_PROTO)]);
+    actual.routes = routes.filter((r) => r.gateway).map((r): RouteSpec => ({
+      dst: r.dst.includes("/") ? r.dst : `${r.dst}/32`, via: r.gateway!, dev: r.dev, onlink: (r.flags ?? []).includes("onlink"),
+    }));
+    const nat = await this.readNat();
+    actual.natState = nat.state;
+    if (nat.podNetwork) actual.nat = { podNetwork: nat.podNetwork };
+    return actual;
+  }
+
+  private async nameOf(index: number): Promise<string> {
+    const links = await json<LinkJson[]>("ip", ["-j", "link", "show"]);
+    return links.find((l) => l.ifindex === index)?.ifname ?? "";
+  }
+
+  /** Our NAT table is "ours" when it holds exactly the two commented rules we write. */
+  private async readNat(): Promise<{ state: ActualDataplane["natState"]; podNetwork?: string }> {
+    let listing: { nftables: Array<Record<string, unknown>> };
+    try {
+      listing = await json("nft", ["-j", "list", "table", "ip", NAT_TABLE]);
+    } catch (e) {
+      if (e instanceof KernelError && /No such file|does not exist/i.test(e.stderr)) return { state: "absent" };
+      throw e;
+    }
+    const rules = listing.nftables.map((o) => o.rule as { comment?: string; expr?: unknown[] } | undefined).filter((r) => r !== undefined);
+    const comments = rules.map((r) => r!.comment ?? "");
+    if (rules.length !== 2 || !comments[0]?.startsWith("trellis: pod to pod") || !comments[1]?.startsWith("trellis: nat outgoing")) {
+      return { state: "drifted" };
+    }
+    const text = JSON.stringify(rules[0]!.expr ?? []);
+    const m = /"prefix":\{"addr":"([\d.]+)","len":(\d+)\}/.exec(text);
+    return m ? { state: "ours", podNetwork: `${m[1]}/${m[2]}` } : { state: "drifted" };
+  }
+
+  async apply(steps: readonly Step[]): Promise<string[]> {
+    const errors: string[] = [];
+    let i = 0;
+    while (i < steps.length) {
+      const s = steps[i]!;
+      if (s.tool === "nft") {
+        try {
+          await runAsync("nft", ["-f", "-"], { input: s.script });
+        } catch (e) {
+          errors.push((e as Error).message);
+        }
+        i++;
+        continue;
+      }
+      // Consecutive steps of the same tool go in one batch.
+      const lines: string[] = [];
+      while (i < steps.length && steps[i]!.tool === s.tool) lines.push((steps[i++] as { line: string }).line);
+      try {
+        await runAsync(s.tool, ["-force", "-batch", "-"], { input: lines.join("\n") + "\n" });
+      } catch (e) {
+        errors.push(`${s.tool}: ${(e as KernelError).stderr?.trim() || (e as Error).message}`);
+      }
+    }
+    return errors;
+  }
+
+  async underlay(opts: { iface?: string; publicIp?: string }): Promise<{ dev: string; cidr: string; mtu: number; why: string }> {
+    const links = await json<LinkJson[]>("ip", ["-j", "addr", "show"]);
+    const v4 = (l: LinkJson) => (l.addr_info ?? []).filter((a) => a.family === "inet" && a.scope !== "host");
+    if (opts.publicIp) {
+      for (const l of links) {
+        const a = v4(l).find((x) => x.local === opts.publicIp);
+        if (a) return { dev: l.ifname, cidr: `${a.local}/${a.prefixlen}`, mtu: l.mtu, why: `--public-ip ${opts.publicIp} is on ${l.ifname}` };
+      }
+      throw new Error(`--public-ip ${opts.publicIp} is not an address of any interface on this node`);
+    }
+    let dev = opts.iface;
+    let why = `--iface ${opts.iface}`;
+    if (!dev) {
+      const routes = await json<Array<{ dst: string; dev: string }>>("ip", ["-j", "-4", "route", "show", "default"]);
+      dev = routes[0]?.dev;
+      why = `${dev} carries the default route`;
+      if (!dev) {
+        const candidates = links.filter((l) => v4(l).length > 0 && l.ifname !== "lo" && !l.ifname.startsWith("trl") && l.ifname !== VTEP_NAME);
+        if (candidates.length !== 1) throw new Error("no default route and no single candidate interface: pass --iface or --public-ip");
+        dev = candidates[0]!.ifname;
+        why = `${dev} is the only interface with an IPv4 address (no default route)`;
+      }
+    }
+    const link = links.find((l) => l.ifname === dev);
+    const a = link ? v4(link)[0] : undefined;
+    if (!link || !a) throw new Error(`interface ${dev} has no IPv4 address`);
+    return { dev, cidr: `${a.local}/${a.prefixlen}`, mtu: link.mtu, why: `${why}; its address ${a.local}/${a.prefixlen}` };
+  }
+}

@@ -1,0 +1,131 @@
+// The cluster network configuration, as stored in the datastore and set by `trellis network init`.
+// Pure validation: a bad config is refused with the field and value named, and nothing is stored.
+import {
+  cidrContains, cidrCovers, cidrOverlaps, formatCidr, parseCidr, parseIp, subnetCount, type Cidr,
+} from "./ip.js";
+
+export const BACKENDS = ["vxlan", "host-gw", "cross-subnet"] as const;
+export type BackendType = (typeof BACKENDS)[number];
+
+export interface BackendConfig {
+  type: BackendType;
+  /** VXLAN network identifier (vxlan, cross-subnet). */
+  vni: number;
+  /** VXLAN UDP port (vxlan, cross-subnet). */
+  port: number;
+  /** Pod MTU; default: underlay MTU minus the encapsulation overhead. */
+  mtu?: number;
+}
+
+export interface NetworkConfig {
+  /** The cluster's pod network, e.g. 10.244.0.0/16. */
+  network: string;
+  /** Prefix length of each node's block, e.g. 24. */
+  subnetLen: number;
+  /** First and last block that may be leased (defaults: the first and last block of the network). */
+  subnetMin?: string;
+  subnetMax?: string;
+  backend: BackendConfig;
+  /** Masquerade pod traffic that leaves the pod network. */
+  natOutgoing: boolean;
+}
+
+export const DEFAULT_VNI = 1;
+export const DEFAULT_VXLAN_PORT = 8472;
+export const VXLAN_OVERHEAD = 50;
+
+export class ConfigError extends Error {
+  constructor(readonly field: string, readonly value: unknown, why: string) {
+    super(`invalid network config: ${field} ${JSON.stringify(value)}: ${why}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Address ranges a pod network must never overlap. */
+const RESERVED: Array<[string, string]> = [
+  ["0.0.0.0/8", "\"this\" network"],
+  ["127.0.0.0/8", "loopback"],
+  ["169.254.0.0/16", "link-local (Trellis uses 169.254.1.1 as the pods' gateway)"],
+  ["224.0.0.0/4", "multicast"],
+  ["240.0.0.0/4", "reserved"],
+];
+
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+
+export function validateNetworkConfig(raw: unknown): NetworkConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError("config", raw, "not an object");
+  const r = raw as Record<string, unknown>;
+  if (typeof r.network !== "string") throw new ConfigError("network", r.network, "missing; a CIDR such as 10.244.0.0/16");
+  const network = parseCidr(r.network, true);
+  if (!network) throw new ConfigError("network", r.network, "not a CIDR with the host bits zero");
+  if (network.family !== 4) throw new ConfigError("network", r.network, "only IPv4 pod networks are supported for now");
+  for (const [cidr, what] of RESERVED) {
+    if (cidrOverlaps(network, parseCidr(cidr)!)) throw new ConfigError("network", r.network, `overlaps ${cidr} (${what})`);
+  }
+  const subnetLen = r.subnetLen ?? 24;
+  if (!isInt(subnetLen) || subnetLen <= network.prefix || subnetLen > 30) {
+    throw new ConfigError("subnetLen", subnetLen, `must be longer than the network's /${network.prefix} (at least two node blocks) and at most 30`);
+  }
+  const out: NetworkConfig = {
+    network: formatCidr(network),
+    subnetLen,
+    backend: validateBackend(r.backend),
+    natOutgoing: false,
+  };
+  for (const k of ["subnetMin", "subnetMax"] as const) {
+    if (r[k] === undefined) continue;
+    const c = typeof r[k] === "string" ? parseCidr(r[k] as string, true) : undefined;
+    if (!c || c.prefix !== subnetLen) throw new ConfigError(k, r[k], `must be a /${subnetLen} block`);
+    if (!cidrCovers(network, c)) throw new ConfigError(k, r[k], `outside the network ${formatCidr(network)}`);
+    out[k] = formatCidr(c);
+  }
+  if (out.subnetMin && out.subnetMax && parseCidr(out.subnetMin)!.network > parseCidr(out.subnetMax)!.network) {
+    throw new ConfigError("subnetMin", out.subnetMin, `is after subnetMax ${out.subnetMax}`);
+  }
+  if (r.natOutgoing !== undefined) {
+    if (typeof r.natOutgoing !== "boolean") throw new ConfigError("natOutgoing", r.natOutgoing, "must be true or false");
+    out.natOutgoing = r.natOutgoing;
+  }
+  return out;
+}
+
+function validateBackend(raw: unknown): BackendConfig {
+  const b = (raw === undefined ? { type: "vxlan" } : raw) as Record<string, unknown>;
+  if (typeof b !== "object" || b === null || Array.isArray(b)) throw new ConfigError("backend", raw, "not an object");
+  if (typeof b.type !== "string" || !(BACKENDS as readonly string[]).includes(b.type)) {
+    throw new ConfigError("backend.type", b.type, `unknown backend; one of ${BACKENDS.join(", ")}`);
+  }
+  const vni = b.vni ?? DEFAULT_VNI;
+  if (!isInt(vni) || vni < 1 || vni > 0xffffff) throw new ConfigError("backend.vni", vni, "must be 1..16777215");
+  const port = b.port ?? DEFAULT_VXLAN_PORT;
+  if (!isInt(port) || port < 1 || port > 65535) throw new ConfigError("backend.port", port, "must be 1..65535");
+  const out: BackendConfig = { type: b.type as BackendType, vni, port };
+  if (b.mtu !== undefined) {
+    if (!isInt(b.mtu) || b.mtu < 576 || b.mtu > 65535) throw new ConfigError("backend.mtu", b.mtu, "must be 576..65535");
+    out.mtu = b.mtu;
+  }
+  return out;
+}
+
+/** The blocks that may be leased, as [first, last] indexes into the network's blocks. */
+export function leasableRange(c: NetworkConfig): { network: Cidr; first: bigint; last: bigint } {
+  const network = parseCidr(c.network)!;
+  const size = 1n << BigInt(32 - c.subnetLen);
+  const count = subnetCount(network, c.subnetLen);
+  const index = (s: string | undefined, dflt: bigint): bigint => (s ? (parseCidr(s)!.network - network.network) / size : dflt);
+  // Like Flannel, skip the network's first block by default: its .0/.1 look like the network's own.
+  return { network, first: index(c.subnetMin, count > 2n ? 1n : 0n), last: index(c.subnetMax, count - 1n) };
+}
+
+/** Refuses a node whose own address lies inside the pod network (it would route to itself). */
+export function checkNodeAddress(c: NetworkConfig, nodeIp: string): string | undefined {
+  const ip = parseIp(nodeIp);
+  if (ip && cidrContains(parseCidr(c.network)!, ip)) return `node address ${nodeIp} lies inside the pod network ${c.network}`;
+  return undefined;
+}
+
+/** MTU for pods: configured, else the underlay's minus the encapsulation the backend may use. */
+export function podMtu(c: NetworkConfig, underlayMtu: number): number {
+  if (c.backend.mtu) return c.backend.mtu;
+  return c.backend.type === "host-gw" ? underlayMtu : underlayMtu - VXLAN_OVERHEAD;
+}
