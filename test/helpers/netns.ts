@@ -69,6 +69,8 @@ export function tempDir(prefix = "trltest-"): { dir: string; remove(): void } {
 
 export interface PluginRun {
   code: number | null;
+  /** The signal that ended the process, if it was killed. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   /** stdout parsed as JSON, or undefined when empty / not JSON. */
@@ -85,8 +87,19 @@ export interface PluginCall {
   ifname?: string;
   cniPath?: string;
   cniArgs?: string;
-  config: unknown;
-  extraEnv?: Record<string, string>;
+  /** stdin: a string is sent as is, anything else as JSON. Ignored unless `stdin` is "config". */
+  config?: unknown;
+  /**
+   * What the plugin's stdin is: "config" (default) the configuration, then EOF; "none" /dev/null;
+   * "open" a pipe that never delivers data nor EOF, like a terminal nobody types into (async only).
+   */
+  stdin?: "config" | "none" | "open";
+  /** Environment variables set (or, with the value undefined, removed) after the CNI_* ones. */
+  extraEnv?: Record<string, string | undefined>;
+  /** Kill the plugin with SIGKILL after this many milliseconds. */
+  timeoutMs?: number;
+  /** Kill the plugin with SIGKILL when this signal aborts (async only). */
+  signal?: AbortSignal;
 }
 
 function callArgs(c: PluginCall): { file: string; args: string[]; env: Record<string, string>; input: string } {
@@ -94,13 +107,16 @@ function callArgs(c: PluginCall): { file: string; args: string[]; env: Record<st
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
     CNI_COMMAND: c.command,
     CNI_PATH: c.cniPath ?? `${BUILD_CNI}:${REFERENCE_CNI}`,
-    ...c.extraEnv,
   };
   if (c.containerId !== undefined) env.CNI_CONTAINERID = c.containerId;
   if (c.netns !== undefined) env.CNI_NETNS = c.netns;
   if (c.ifname !== undefined) env.CNI_IFNAME = c.ifname;
   if (c.cniArgs !== undefined) env.CNI_ARGS = c.cniArgs;
-  const input = typeof c.config === "string" ? c.config : JSON.stringify(c.config);
+  for (const [k, v] of Object.entries(c.extraEnv ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  const input = c.config === undefined ? "" : typeof c.config === "string" ? c.config : JSON.stringify(c.config);
   if (c.hostNetns) return { file: "nsenter", args: [`--net=/run/netns/${c.hostNetns}`, "--", c.binary], env, input };
   return { file: c.binary, args: [], env, input };
 }
@@ -116,28 +132,120 @@ const parse = (stdout: string): Record<string, unknown> | undefined => {
 
 /** Runs a plugin synchronously as a runtime would. */
 export function cni(c: PluginCall): PluginRun {
+  if (c.stdin === "open" || c.signal) throw new Error("cni(): stdin \"open\" and signal need cniAsync()");
   const { file, args, env, input } = callArgs(c);
-  const r = spawnSync(file, args, { env, input, encoding: "utf8" });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json: parse(r.stdout) };
+  const r = spawnSync(file, args, {
+    env,
+    input: c.stdin === "none" ? undefined : input,
+    stdio: [c.stdin === "none" ? "ignore" : "pipe", "pipe", "pipe"],
+    encoding: "utf8",
+    timeout: c.timeoutMs,
+    killSignal: "SIGKILL",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.error && r.status === null && r.signal === null) throw r.error;
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, json: parse(r.stdout) };
 }
 
-/** The asynchronous form, for concurrency tests; `onSpawn` gets the child (to kill it). */
+/** The asynchronous form, for concurrency tests; `onSpawn` gets the child's pid. */
 export function cniAsync(c: PluginCall, onSpawn?: (pid: number) => void): Promise<PluginRun> {
   const { file, args, env, input } = callArgs(c);
-  return new Promise((resolve) => {
-    const child = spawn(file, args, { env });
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      env,
+      stdio: [c.stdin === "none" ? "ignore" : "pipe", "pipe", "pipe"],
+      signal: c.signal,
+      timeout: c.timeoutMs,
+      killSignal: "SIGKILL",
+    });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("close", (code) => resolve({ code, stdout, stderr, json: parse(stdout) }));
+    let spawnError: Error | undefined;
+    child.stdout!.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr!.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    // An abort is reported here and then as a normal close with signal SIGKILL.
+    child.on("error", (e) => {
+      if (e.name !== "AbortError") spawnError = e;
+    });
+    child.on("close", (code, signal) => {
+      child.stdin?.destroy(); // an "open" stdin is ours to close
+      if (spawnError && code === null && signal === null) reject(spawnError);
+      else resolve({ code, signal, stdout, stderr, json: parse(stdout) });
+    });
     if (child.pid !== undefined) onSpawn?.(child.pid);
-    child.stdin.on("error", () => undefined);
-    child.stdin.end(input);
+    if (child.stdin) {
+      child.stdin.on("error", () => undefined);
+      if (c.stdin !== "open") child.stdin.end(input);
+    }
   });
 }
 
 /** `ip -j ...` inside a namespace (by name), parsed. */
 export function ipJson<T = unknown>(netns: string, args: string[]): T {
   return JSON.parse(sh("ip", ["-n", netns, "-j", ...args]) || "[]") as T;
+}
+
+/** Names of the links in a namespace (by name). */
+export function linkNames(netns: string): string[] {
+  return ipJson<Array<{ ifname: string }>>(netns, ["link", "show"]).map((l) => l.ifname);
+}
+
+/** Names of the trellis host interfaces ("trl…") in a namespace. */
+export const trlLinks = (netns: string): string[] => linkNames(netns).filter((n) => n.startsWith("trl"));
+
+/**
+ * Files of an IPAM network directory (<dataDir>/<network>) that reserve an address, i.e. all but
+ * `lock` and `last_reserved_ip.*`; [] when the directory does not exist.
+ */
+export function addressFiles(networkDir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(networkDir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  return names.filter((n) => n !== "lock" && !n.startsWith("last_reserved_ip.")).sort();
+}
+
+/** Pids of the processes whose network namespace is the named one. */
+export function processesIn(netns: string): number[] {
+  const ino = fs.statSync(`/run/netns/${netns}`).ino;
+  const out: number[] = [];
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${entry}/ns/net`) === `net:[${ino}]`) out.push(Number(entry));
+    } catch {
+      // the process is gone, or not ours to look at
+    }
+  }
+  return out;
+}
+
+/**
+ * Waits until no process runs in the namespace any more: a killed plugin's children (an `ip -batch`
+ * it started) finish on their own, and only then is the host's state final.
+ */
+export async function waitUntilIdle(netns: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = processesIn(netns);
+    if (pids.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`processes still running in ${netns}: ${pids.join(" ")}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * `ping -c1 -W1` from inside a namespace, retried a few times: the first packet can be lost while
+ * the kernel resolves neighbours (and, for IPv6, while link-local addresses finish DAD).
+ */
+export function ping(fromNetns: string, to: string, attempts = 5): boolean {
+  const family = to.includes(":") ? "-6" : "-4";
+  for (let i = 0; i < attempts; i++) {
+    const r = spawnSync("ip", ["netns", "exec", fromNetns, "ping", family, "-c1", "-W1", to], { encoding: "utf8" });
+    if (r.status === 0) return true;
+  }
+  return false;
 }
