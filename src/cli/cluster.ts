@@ -164,7 +164,21 @@ export async function readNodes(s: Datastore): Promise<NodeRow[]> {
 }
 
 export function nodesCommand(globals: () => GlobalOptions): Command {
-  return new Command("nodes")
+  const nodes = new Command("nodes").description("the cluster's nodes");
+  nodes.command("remove <name>")
+    .description("forget a node that is gone for good: frees its block now instead of when its lease lapses")
+    .action(async (name: string) => {
+      const removed = await withStore(globals(), async (s) => {
+        const leases = await s.list(LEASE_PREFIX);
+        const mine = leases.items.filter((kv) => parseLease(kv.key, kv.value)?.node === name);
+        for (const kv of mine) await s.delete(kv.key, kv.modRevision);
+        await s.delete(`${STATUS_PREFIX}${name}`);
+        return mine.map((kv) => parseLease(kv.key, kv.value)!.subnet);
+      });
+      if (removed.length === 0) throw new Error(`no node named ${name} holds a lease`);
+      process.stdout.write(`removed ${name}; freed ${removed.join(", ")} (a running agent of that node would lease again)\n`);
+    });
+  nodes.command("list", { isDefault: true })
     .description("nodes with their block, address, backend, per-peer transport and lease expiry")
     .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
     .action(async (o: { output: string }) => {
@@ -181,6 +195,7 @@ export function nodesCommand(globals: () => GlobalOptions): Command {
       const problems = rows.flatMap((r) => r.peers.filter((p) => p.reason).map((p) => `${r.name} -> ${p.node}: ${p.reason}`));
       if (problems.length) process.stdout.write(`\nunreachable peers:\n${problems.map((p) => `  ${p}`).join("\n")}\n`);
     });
+  return nodes;
 }
 
 export function agentCommand(globals: () => GlobalOptions): Command {

@@ -3,7 +3,10 @@ import { Command, Option } from "commander";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { labCheck, labDown, labStatus, labUp, listLabs, verdict, type CheckReport, type LabTools } from "../lab/lab.js";
+import {
+  etcdControl, labCheck, labDown, labStatus, labUp, listLabs, readState, saveState, startAgent, stopAgent, verdict, type CheckReport, type LabTools,
+} from "../lab/lab.js";
+import { processAlive } from "../kernel/netns.js";
 import { LAB_BACKENDS, LAB_DATASTORES, type LabBackend, type LabDatastore } from "../lab/plan.js";
 import { MODES, type Mode } from "../cni/config.js";
 import { printTable } from "./table.js";
@@ -75,10 +78,12 @@ export function labCommand(): Command {
     .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
     .addOption(new Option("--datastore <kind>", "embedded (no server) or a real etcd in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
     .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
+    .option("--pod-cidr <cidr>", "pod network (with agents)")
+    .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
     .addOption(cniDir)
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
-      natOutgoing: boolean; cniBinDir?: string;
+      natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number;
     }) => {
       requireRoot();
       const started = Date.now();
@@ -86,6 +91,7 @@ export function labCommand(): Command {
         const s = await labUp({
           name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode, backend: o.backend, segments: o.segments,
           datastore: o.datastore, natOutgoing: o.natOutgoing,
+          ...(o.podCidr !== undefined ? { podNetwork: o.podCidr } : {}), ...(o.subnetLen !== undefined ? { subnetLen: o.subnetLen } : {}),
         }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
       } catch (e) {
@@ -132,6 +138,45 @@ export function labCommand(): Command {
       for (const e of r.errors) progress(`warning: ${e}`);
       progress(`lab ${o.name} is down`);
     });
+
+  const agent = lab.command("agent").description("stop or start a lab node's agent (the data plane stays while it is stopped)");
+  for (const action of ["stop", "start", "kill"] as const) {
+    agent.command(action)
+      .description(action === "kill" ? "SIGKILL the agent (as a crash would)" : `${action} the agent`)
+      .requiredOption("--name <name>", "lab name")
+      .requiredOption("--node <node>", "node name")
+      .addOption(cniDir)
+      .action(async (o: { name: string; node: string; cniBinDir?: string }) => {
+        requireRoot();
+        const s = readState(o.name);
+        if (!s) throw new Error(`no lab named ${o.name}`);
+        const node = s.plan.nodes.find((n) => n.name === o.node);
+        if (!node) throw new Error(`lab ${o.name} has no node ${o.node}`);
+        if (!s.datastoreUrl) throw new Error(`lab ${o.name} runs no agents`);
+        if (action === "start") {
+          const running = s.pids.find((p) => p.what === `agent ${o.node}`);
+          if (running && processAlive(running.pid)) throw new Error(`the agent of ${o.node} is already running (pid ${running.pid})`);
+          progress(`started agent ${o.node} (pid ${startAgent(s.plan, s, node, tools(o.cniBinDir).trellisBin)})`);
+        } else {
+          const pid = await stopAgent(s, o.node, action === "kill");
+          progress(pid ? `${action === "kill" ? "killed" : "stopped"} agent ${o.node} (pid ${pid})` : `the agent of ${o.node} was not running`);
+        }
+      });
+  }
+
+  const etcd = lab.command("etcd").description("stop or start the lab's etcd (datastore outage tests)");
+  for (const action of ["stop", "start"] as const) {
+    etcd.command(action)
+      .requiredOption("--name <name>", "lab name")
+      .action(async (o: { name: string }) => {
+        requireRoot();
+        const s = readState(o.name);
+        if (!s) throw new Error(`no lab named ${o.name}`);
+        const pid = await etcdControl(s, action);
+        saveState(s);
+        progress(`etcd ${action === "stop" ? "stopped" : "running"} (pid ${pid})`);
+      });
+  }
 
   lab.command("list")
     .description("list the labs on this host")

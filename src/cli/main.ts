@@ -32,6 +32,9 @@ program
   .option("--etcd-ca <file>", "CA certificate for etcds://")
   .option("--etcd-cert <file>", "client certificate for etcds://")
   .option("--etcd-key <file>", "client key for etcds://")
+  // Global options go before the command (`trellis --lab demo nodes`), so a command may have an
+  // option of the same name (`trellis lab up --datastore etcd`).
+  .enablePositionalOptions()
   .showHelpAfterError()
   .exitOverride();
 
@@ -40,6 +43,12 @@ program.addCommand(networkCommand(globals));
 program.addCommand(nodesCommand(globals));
 program.addCommand(agentCommand(globals));
 program.addCommand(labCommand());
+
+// `trellis ... | head` closes our stdout early: that is not an error worth a stack trace.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
 
 // No top-level await: the executable is compiled to bytecode, which needs a CommonJS-shaped module.
 const reexec = reexecInLab(process.argv);

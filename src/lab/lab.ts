@@ -150,7 +150,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
 
   if (agents) {
     say(`network ${plan.podNetwork}, backend ${plan.backend}, natOutgoing ${plan.natOutgoing}`);
-    const init = ["--datastore", state.datastoreUrl!, "network", "init", "--cidr", plan.podNetwork, "--subnet-len", "24",
+    const init = ["--datastore", state.datastoreUrl!, "network", "init", "--cidr", plan.podNetwork, "--subnet-len", String(plan.subnetLen),
       "--backend", plan.backend, plan.natOutgoing ? "--nat-outgoing" : "--no-nat-outgoing"];
     let last = "";
     await waitFor("the datastore to accept the network config", 30_000, () => {
@@ -222,10 +222,32 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   return pid;
 }
 
-/** Stops a lab node's agent (the data plane stays as it is). */
-export async function stopAgent(state: LabState, node: string): Promise<void> {
+/** Stops a lab node's agent (the data plane stays as it is); SIGKILL with `kill`. */
+export async function stopAgent(state: LabState, node: string, kill = false): Promise<number | undefined> {
   const p = state.pids.find((x) => x.what === `agent ${node}`);
-  if (p) await stopProcess(p.pid);
+  if (!p || !processAlive(p.pid)) return undefined;
+  if (kill) process.kill(p.pid, "SIGKILL");
+  await stopProcess(p.pid);
+  return p.pid;
+}
+
+/** Stops or starts the lab's etcd (same data directory), to test datastore outages. */
+export async function etcdControl(state: LabState, action: "stop" | "start"): Promise<number> {
+  if (state.plan.datastore !== "etcd") throw new Error(`lab ${state.plan.name} uses the ${state.plan.datastore} datastore, not etcd`);
+  const p = state.pids.find((x) => x.what === "etcd");
+  if (action === "stop") {
+    if (p && processAlive(p.pid)) await stopProcess(p.pid);
+    return p?.pid ?? 0;
+  }
+  if (p && processAlive(p.pid)) return p.pid;
+  state.pids = state.pids.filter((x) => x.what !== "etcd");
+  startEtcd(state.plan, state);
+  writeState(state);
+  return state.pids.find((x) => x.what === "etcd")!.pid;
+}
+
+export function saveState(s: LabState): void {
+  writeState(s);
 }
 
 /** Whether every running node reports every other node as a peer. */

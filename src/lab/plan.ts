@@ -31,6 +31,9 @@ export interface LabOptions {
   segments?: number;
   datastore?: LabDatastore;
   natOutgoing?: boolean;
+  /** Pod network and node block length given to `network init` (with agents). */
+  podNetwork?: string;
+  subnetLen?: number;
 }
 
 export interface LabNode {
@@ -75,6 +78,7 @@ export interface LabPlan {
   controlNetns: string;
   controlIp: string;
   podNetwork: string;
+  subnetLen: number;
   nodes: LabNode[];
   pods: LabPod[];
 }
@@ -105,6 +109,9 @@ export function validateLabOptions(o: LabOptions): void {
     throw invalid("--datastore", o.datastore, `must be one of ${LAB_DATASTORES.join(", ")}`);
   }
   if (o.backend === "none" && o.datastore === "etcd") throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
+  if (o.backend === "none" && (o.podNetwork !== undefined || o.subnetLen !== undefined)) {
+    throw invalid("--pod-cidr", o.podNetwork ?? o.subnetLen, "needs agents: without them each node has a fixed 10.244.N.0/24");
+  }
 }
 
 export const labNetnsPrefix = (lab: string): string => `${NETNS_PREFIX}${lab}-`;
@@ -149,7 +156,8 @@ export function planLab(o: LabOptions): LabPlan {
     outsideIp: "203.0.113.100",
     controlNetns: `${prefix}cp`,
     controlIp: "10.99.1.2",
-    podNetwork: "10.244.0.0/16",
+    podNetwork: o.podNetwork ?? "10.244.0.0/16",
+    subnetLen: o.subnetLen ?? 24,
     nodes,
     pods,
   };
