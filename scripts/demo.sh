@@ -13,10 +13,12 @@ trellis=build/trellis
 cleanup() { [ $keep -eq 1 ] || "$trellis" lab down --name "$name"; }
 trap cleanup EXIT
 
-echo; echo "== trellis lab up --name $name --nodes 2 --pods-per-node 3"
-"$trellis" lab up --name "$name" --nodes 2 --pods-per-node 3
+echo; echo "== trellis lab up --name $name --nodes 2 --pods-per-node 3 --backend vxlan"
+"$trellis" lab up --name "$name" --nodes 2 --pods-per-node 3 --backend vxlan
 echo; echo "== trellis lab status --name $name"
 "$trellis" lab status --name "$name"
+echo; echo "== trellis --lab $name nodes"
+"$trellis" --lab "$name" nodes
 echo; echo "== trellis lab check --name $name"
 "$trellis" lab check --name "$name"
 if [ $keep -eq 1 ]; then
