@@ -5,27 +5,16 @@
 // bun:ffi. Under plain Node (development, unit tests) there is no way to take this lock without a
 // native addon, so `openLock` reports that clearly instead of pretending.
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
+import { libc, libcAvailable } from "../kernel/libc.js";
 
 const LOCK_EX = 2;
 const LOCK_UN = 8;
 
-type FlockFn = (fd: number, op: number) => number;
-
-let flockFn: FlockFn | undefined;
-
-function loadFlock(): FlockFn {
-  if (flockFn) return flockFn;
-  if (!(globalThis as { Bun?: unknown }).Bun) {
+function loadFlock(): (fd: number, op: number) => number {
+  if (!libcAvailable()) {
     throw new Error("file locking needs the compiled executables (build/cni/*): flock(2) is not reachable from Node");
   }
-  const require = createRequire(import.meta.url);
-  const ffi = require("bun:ffi") as {
-    dlopen(lib: string, syms: Record<string, { args: string[]; returns: string }>): { symbols: { flock: FlockFn } };
-  };
-  const lib = ffi.dlopen("libc.so.6", { flock: { args: ["i32", "i32"], returns: "i32" } });
-  flockFn = lib.symbols.flock;
-  return flockFn;
+  return libc().flock;
 }
 
 export interface Lock {

@@ -36,7 +36,7 @@ export function ipamAdd(req: CniRequest, deps: IpamDeps = defaultIpamDeps): Resu
   const { cfg, store, owner } = setup(req, deps);
   const requested = requestedIps(req.config, req.args);
   const allocations = store.locked(() => {
-    const entries = store.entries();
+    const entries = store.entries({ cached: true });
     const held = store.findByOwner(owner, entries).map((t) => parseIp(t)!);
     const picked = allocate({
       rangeSets: cfg.rangeSets,
@@ -54,7 +54,9 @@ export function ipamAdd(req: CniRequest, deps: IpamDeps = defaultIpamDeps): Resu
         throw new CniError(ErrorCode.TryAgainLater, `address ${text} was taken concurrently without the lock`);
       }
       done.push(text);
+      entries.set(text, owner);
     }
+    store.saveCache(entries);
     return picked;
   });
   const result: Result = {
@@ -78,7 +80,12 @@ export function ipamAdd(req: CniRequest, deps: IpamDeps = defaultIpamDeps): Resu
 export function ipamDel(req: CniRequest, deps: IpamDeps = defaultIpamDeps): void {
   const { store, owner } = setup(req, deps);
   store.locked(() => {
-    for (const ip of store.findByOwner(owner)) store.remove(ip);
+    const entries = store.entries();
+    for (const ip of store.findByOwner(owner, entries)) {
+      store.remove(ip);
+      entries.delete(ip);
+    }
+    store.saveCache(entries);
   });
 }
 
@@ -96,12 +103,15 @@ export function ipamGc(req: CniRequest, deps: IpamDeps = defaultIpamDeps): void 
   const valid = validAttachments(req.config);
   const removed = store.locked(() => {
     const gone: string[] = [];
-    for (const [ip, o] of store.entries()) {
+    const entries = store.entries();
+    for (const [ip, o] of [...entries]) {
       if (!valid.has(attachmentKey(o))) {
         store.remove(ip);
+        entries.delete(ip);
         gone.push(`${ip} (${o.containerId}/${o.ifname})`);
       }
     }
+    store.saveCache(entries);
     return gone;
   });
   if (removed.length > 0) deps.log(`GC released ${removed.length} address(es): ${removed.join(", ")}`);

@@ -23,9 +23,12 @@ const LAST_RESERVED = "last_reserved_ip.";
 export class DiskStore {
   readonly dir: string;
   private readonly lockFn: (p: string) => Lock;
+  /** Owners as last read, kept beside (not in) the network directory; see `entries`. */
+  private readonly cacheFile: string;
 
   constructor(dataDir: string, network: string, lockFn: (p: string) => Lock = openLock) {
     this.dir = path.join(dataDir, network);
+    this.cacheFile = path.join(dataDir, `.trellis-owners-${network}.json`);
     this.lockFn = lockFn;
   }
 
@@ -40,8 +43,16 @@ export class DiskStore {
     }
   }
 
-  /** Every reserved address with its owner. Files whose name is not an IP are ignored. */
-  entries(): Map<string, Owner> {
+  /**
+   * Every reserved address with its owner. Files whose name is not an IP are ignored.
+   *
+   * The set of addresses always comes from the directory itself. With `cached`, the owner of an
+   * address already seen is taken from the owner cache instead of reading its file again (one
+   * read per reservation instead of one per address on every ADD). That is only used where a
+   * stale owner is harmless: ADD's "already holds an address" check can at worst refuse, never
+   * hand out a taken address. DEL, CHECK and GC read every file.
+   */
+  entries(opts: { cached?: boolean } = {}): Map<string, Owner> {
     const out = new Map<string, Owner>();
     let names: string[];
     try {
@@ -50,8 +61,14 @@ export class DiskStore {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return out;
       throw e;
     }
+    const cache = opts.cached ? this.readCache() : undefined;
     for (const name of names) {
       if (name === "lock" || name.startsWith(LAST_RESERVED) || !parseIp(name)) continue;
+      const known = cache?.get(name);
+      if (known) {
+        out.set(name, known);
+        continue;
+      }
       let text: string;
       try {
         text = fs.readFileSync(path.join(this.dir, name), "utf8");
@@ -62,6 +79,28 @@ export class DiskStore {
       out.set(name, parseOwner(text));
     }
     return out;
+  }
+
+  private readCache(): Map<string, Owner> | undefined {
+    try {
+      const raw = JSON.parse(fs.readFileSync(this.cacheFile, "utf8")) as Record<string, [string, string]>;
+      return new Map(Object.entries(raw).map(([ip, [containerId, ifname]]) => [ip, { containerId, ifname }]));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Records the owners as they are now (call under the lock, after changes). Best effort. */
+  saveCache(entries: ReadonlyMap<string, Owner>): void {
+    const raw: Record<string, [string, string]> = {};
+    for (const [ip, o] of entries) raw[ip] = [o.containerId, o.ifname];
+    try {
+      const tmp = `${this.cacheFile}.${process.pid}`;
+      fs.writeFileSync(tmp, JSON.stringify(raw));
+      fs.renameSync(tmp, this.cacheFile);
+    } catch {
+      // the cache only saves reads; without it every file is read
+    }
   }
 
   lastReserved(setIndex: number): Ip | undefined {

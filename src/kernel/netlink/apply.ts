@@ -9,8 +9,8 @@
 // Errors become KernelErrors in the shape `ip -batch` gives (failing operation number, errno text),
 // so the plugin's rollback logic is the same for both paths.
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
 import { KernelError } from "../exec.js";
+import { libc as loadLibc, libcAvailable, type Libc } from "../libc.js";
 import { renderIpLine, type NetOp } from "../ops.js";
 import * as nl from "./encode.js";
 
@@ -20,46 +20,9 @@ const SOCK_CLOEXEC = 0x80000;
 const NETLINK_ROUTE = 0;
 const CLONE_NEWNET = 0x40000000;
 
-interface Libc {
-  socket(domain: number, type: number, proto: number): number;
-  send(fd: number, buf: Uint8Array, len: number, flags: number): number | bigint;
-  recv(fd: number, buf: Uint8Array, len: number, flags: number): number | bigint;
-  setns(fd: number, nstype: number): number;
-  close(fd: number): number;
-  errno(): number;
-}
-
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const require = createRequire(import.meta.url);
-  const ffi = require("bun:ffi") as {
-    dlopen(lib: string, syms: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...a: unknown[]) => unknown> };
-    read: { i32(p: unknown, off?: number): number };
-  };
-  const s = ffi.dlopen("libc.so.6", {
-    socket: { args: ["i32", "i32", "i32"], returns: "i32" },
-    send: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
-    recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
-    setns: { args: ["i32", "i32"], returns: "i32" },
-    close: { args: ["i32"], returns: "i32" },
-    __errno_location: { args: [], returns: "ptr" },
-  }).symbols;
-  libc = {
-    socket: s.socket as Libc["socket"],
-    send: s.send as Libc["send"],
-    recv: s.recv as Libc["recv"],
-    setns: s.setns as Libc["setns"],
-    close: s.close as Libc["close"],
-    errno: () => ffi.read.i32(s.__errno_location!(), 0),
-  };
-  return libc;
-}
-
 /** True in the compiled executables (Bun with FFI) unless TRELLIS_NETLINK=0 asks for iproute2. */
 export function netlinkAvailable(): boolean {
-  return Boolean((globalThis as { Bun?: unknown }).Bun) && process.env.TRELLIS_NETLINK !== "0";
+  return libcAvailable() && process.env.TRELLIS_NETLINK !== "0";
 }
 
 const ERRNO_TEXT: Record<number, string> = {
