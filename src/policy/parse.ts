@@ -1,0 +1,301 @@
+// Reading the objects users write (Kubernetes-style YAML or JSON, several documents per file) into
+// the policy model, with the validation the Kubernetes API server applies. Pure (text in). An
+// invalid object is refused with the object, the field path and the value named; a file with any
+// invalid document yields no objects at all, so nothing partial is ever stored.
+import { parseAllDocuments } from "yaml";
+import { cidrCovers, parseCidr } from "../model/ip.js";
+import {
+  ACTIONS, PROTOCOLS, type Action, type ContainerPort, type IPBlock, type LabelSelector, type LabelSelectorRequirement, type Namespace,
+  type NetworkPolicy, type NetworkPolicyRule, type OrderedPolicy, type OrderedRule, type Pod, type PolicyPeer, type PolicyPort, type Protocol,
+} from "./model.js";
+
+export class PolicyError extends Error {
+  constructor(readonly object: string, readonly field: string, readonly value: unknown, why: string) {
+    super(`${object}: ${field} ${JSON.stringify(value)}: ${why}`);
+    this.name = "PolicyError";
+  }
+}
+
+export type Parsed =
+  | { kind: "Namespace"; object: Namespace }
+  | { kind: "Pod"; object: Pod }
+  | { kind: "NetworkPolicy"; object: NetworkPolicy }
+  | { kind: "TrellisPolicy" | "GlobalTrellisPolicy"; object: OrderedPolicy };
+
+export const KINDS: Record<string, string> = {
+  Namespace: "v1",
+  Pod: "v1",
+  NetworkPolicy: "networking.k8s.io/v1",
+  TrellisPolicy: "trellis.dev/v1",
+  GlobalTrellisPolicy: "trellis.dev/v1",
+};
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const PORT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Validation context for one object: builds errors that name the object and field. */
+class Ctx {
+  constructor(readonly object: string) {}
+  fail(field: string, value: unknown, why: string): never {
+    throw new PolicyError(this.object, field, value, why);
+  }
+  obj(v: unknown, field: string, optional = false): Obj | undefined {
+    if (v === undefined || v === null) return optional ? undefined : this.fail(field, v, "is required");
+    return isObj(v) ? v : this.fail(field, v, "must be an object");
+  }
+  list(v: unknown, field: string): unknown[] | undefined {
+    if (v === undefined || v === null) return undefined;
+    return Array.isArray(v) ? v : this.fail(field, v, "must be a list");
+  }
+}
+
+export function validateLabels(c: Ctx, v: unknown, field: string): Record<string, string> {
+  const o = c.obj(v, field, true) ?? {};
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(o)) {
+    const name = k.includes("/") ? k.slice(k.indexOf("/") + 1) : k;
+    const prefix = k.includes("/") ? k.slice(0, k.indexOf("/")) : "";
+    if (!LABEL_NAME.test(name) || name.length > 63 || (prefix && (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253))) {
+      c.fail(`${field} key`, k, "is not a valid label key");
+    }
+    if (typeof val !== "string" || val.length > 63 || !LABEL_VALUE.test(val)) c.fail(`${field}.${k}`, val, "is not a valid label value");
+    out[k] = val;
+  }
+  return out;
+}
+
+function validateSelector(c: Ctx, v: unknown, field: string): LabelSelector {
+  const o = c.obj(v, field)!;
+  const sel: LabelSelector = {};
+  if (o.matchLabels !== undefined) sel.matchLabels = validateLabels(c, o.matchLabels, `${field}.matchLabels`);
+  const exprs = c.list(o.matchExpressions, `${field}.matchExpressions`);
+  if (exprs) {
+    sel.matchExpressions = exprs.map((e, i): LabelSelectorRequirement => {
+      const f = `${field}.matchExpressions[${i}]`;
+      const x = c.obj(e, f)!;
+      if (typeof x.key !== "string" || x.key === "") c.fail(`${f}.key`, x.key, "is required");
+      const op = x.operator;
+      if (op !== "In" && op !== "NotIn" && op !== "Exists" && op !== "DoesNotExist") {
+        c.fail(`${f}.operator`, op, "must be In, NotIn, Exists or DoesNotExist");
+      }
+      const values = c.list(x.values, `${f}.values`);
+      if ((op === "In" || op === "NotIn") && (!values || values.length === 0)) c.fail(`${f}.values`, x.values, `must be non-empty for ${op}`);
+      if ((op === "Exists" || op === "DoesNotExist") && values && values.length > 0) c.fail(`${f}.values`, values, `must be empty for ${op}`);
+      if (values?.some((s) => typeof s !== "string")) c.fail(`${f}.values`, values, "must be strings");
+      return { key: x.key as string, operator: op, ...(values ? { values: values as string[] } : {}) };
+    });
+  }
+  for (const k of Object.keys(o)) if (k !== "matchLabels" && k !== "matchExpressions") c.fail(`${field}.${k}`, o[k], "unknown field");
+  return sel;
+}
+
+function validateIpBlock(c: Ctx, v: unknown, field: string): IPBlock {
+  const o = c.obj(v, field)!;
+  const cidr = typeof o.cidr === "string" ? parseCidr(o.cidr) : undefined;
+  if (!cidr) c.fail(`${field}.cidr`, o.cidr, "must be a CIDR");
+  const out: IPBlock = { cidr: o.cidr as string };
+  const except = c.list(o.except, `${field}.except`);
+  if (except) {
+    out.except = except.map((e, i) => {
+      const x = typeof e === "string" ? parseCidr(e) : undefined;
+      if (!x) c.fail(`${field}.except[${i}]`, e, "must be a CIDR");
+      if (!cidrCovers(cidr!, x!) || x!.prefix <= cidr!.prefix) c.fail(`${field}.except[${i}]`, e, `must be strictly inside ${o.cidr}`);
+      return e as string;
+    });
+  }
+  return out;
+}
+
+function validatePeers(c: Ctx, v: unknown, field: string): PolicyPeer[] | undefined {
+  const list = c.list(v, field);
+  if (!list) return undefined;
+  return list.map((p, i) => {
+    const f = `${field}[${i}]`;
+    const o = c.obj(p, f)!;
+    const peer: PolicyPeer = {};
+    if (o.podSelector !== undefined) peer.podSelector = validateSelector(c, o.podSelector, `${f}.podSelector`);
+    if (o.namespaceSelector !== undefined) peer.namespaceSelector = validateSelector(c, o.namespaceSelector, `${f}.namespaceSelector`);
+    if (o.ipBlock !== undefined) peer.ipBlock = validateIpBlock(c, o.ipBlock, `${f}.ipBlock`);
+    if (!peer.podSelector && !peer.namespaceSelector && !peer.ipBlock) c.fail(f, p, "needs podSelector, namespaceSelector or ipBlock");
+    if (peer.ipBlock && (peer.podSelector || peer.namespaceSelector)) c.fail(f, p, "ipBlock cannot be combined with selectors");
+    return peer;
+  });
+}
+
+function validatePorts(c: Ctx, v: unknown, field: string): PolicyPort[] | undefined {
+  const list = c.list(v, field);
+  if (!list) return undefined;
+  return list.map((p, i) => {
+    const f = `${field}[${i}]`;
+    const o = c.obj(p, f)!;
+    const protocol = (o.protocol ?? "TCP") as Protocol;
+    if (!PROTOCOLS.includes(protocol)) c.fail(`${f}.protocol`, o.protocol, "must be TCP, UDP or SCTP");
+    const out: PolicyPort = { protocol };
+    if (o.port !== undefined) {
+      if (typeof o.port === "number") {
+        if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) c.fail(`${f}.port`, o.port, "must be 1..65535");
+      } else if (typeof o.port !== "string" || !PORT_NAME.test(o.port) || o.port.length > 15 || !/[a-z]/.test(o.port)) {
+        c.fail(`${f}.port`, o.port, "must be a port number or a port name (lower-case, at most 15 characters)");
+      }
+      out.port = o.port as number | string;
+    }
+    if (o.endPort !== undefined) {
+      if (typeof out.port !== "number") c.fail(`${f}.endPort`, o.endPort, "needs a numeric port");
+      if (typeof o.endPort !== "number" || !Number.isInteger(o.endPort) || o.endPort < (out.port as number) || o.endPort > 65535) {
+        c.fail(`${f}.endPort`, o.endPort, `must be ${out.port}..65535`);
+      }
+      out.endPort = o.endPort as number;
+    }
+    return out;
+  });
+}
+
+function meta(doc: Obj, kind: string, namespaced: boolean): { name: string; namespace: string; labels: Record<string, string>; c: Ctx } {
+  const m = isObj(doc.metadata) ? doc.metadata : {};
+  const name = m.name;
+  const nsRaw = m.namespace ?? (namespaced ? "default" : undefined);
+  const label = `${kind} ${namespaced ? `${String(nsRaw)}/` : ""}${String(name ?? "?")}`;
+  const c = new Ctx(label);
+  if (typeof name !== "string" || !DNS_SUBDOMAIN.test(name) || name.length > 253) c.fail("metadata.name", name, "must be a lower-case DNS name");
+  if (namespaced && (typeof nsRaw !== "string" || !DNS_LABEL.test(nsRaw) || nsRaw.length > 63)) {
+    c.fail("metadata.namespace", nsRaw, "must be a lower-case DNS label");
+  }
+  const labels = validateLabels(c, m.labels, "metadata.labels");
+  return { name: name as string, namespace: (nsRaw as string) ?? "", labels, c };
+}
+
+function policyTypes(c: Ctx, spec: Obj, hasEgress: boolean): Array<"Ingress" | "Egress"> {
+  const list = c.list(spec.policyTypes, "spec.policyTypes");
+  if (!list) return hasEgress ? ["Ingress", "Egress"] : ["Ingress"];
+  if (list.length === 0) c.fail("spec.policyTypes", list, "must not be empty");
+  const out: Array<"Ingress" | "Egress"> = [];
+  for (const t of list) {
+    if (t !== "Ingress" && t !== "Egress") c.fail("spec.policyTypes", t, "must be Ingress or Egress");
+    if (!out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
+function parseOne(doc: Obj): Parsed {
+  const kind = doc.kind;
+  if (typeof kind !== "string" || !(kind in KINDS)) {
+    throw new PolicyError("document", "kind", kind, `must be one of ${Object.keys(KINDS).join(", ")}`);
+  }
+  if (doc.apiVersion !== KINDS[kind]) throw new PolicyError(kind, "apiVersion", doc.apiVersion, `must be ${KINDS[kind]}`);
+  switch (kind) {
+    case "Namespace": {
+      const m = meta(doc, kind, false);
+      return { kind, object: { name: m.name, labels: m.labels } };
+    }
+    case "Pod": {
+      const m = meta(doc, kind, true);
+      const spec = m.c.obj(doc.spec, "spec", true) ?? {};
+      const ports: ContainerPort[] = [];
+      (m.c.list(spec.containers, "spec.containers") ?? []).forEach((ctr, i) => {
+        const co = m.c.obj(ctr, `spec.containers[${i}]`)!;
+        (m.c.list(co.ports, `spec.containers[${i}].ports`) ?? []).forEach((p, j) => {
+          const f = `spec.containers[${i}].ports[${j}]`;
+          const po = m.c.obj(p, f)!;
+          const n = po.containerPort;
+          if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) m.c.fail(`${f}.containerPort`, n, "must be 1..65535");
+          const protocol = (po.protocol ?? "TCP") as Protocol;
+          if (!PROTOCOLS.includes(protocol)) m.c.fail(`${f}.protocol`, po.protocol, "must be TCP, UDP or SCTP");
+          const cp: ContainerPort = { containerPort: n as number, protocol };
+          if (po.name !== undefined) {
+            if (typeof po.name !== "string" || !PORT_NAME.test(po.name) || po.name.length > 15 || !/[a-z]/.test(po.name)) {
+              m.c.fail(`${f}.name`, po.name, "must be a port name (lower-case, at most 15 characters)");
+            }
+            if (ports.some((x) => x.name === po.name)) m.c.fail(`${f}.name`, po.name, "is used twice in this pod");
+            cp.name = po.name as string;
+          }
+          ports.push(cp);
+        });
+      });
+      return { kind, object: { namespace: m.namespace, name: m.name, labels: m.labels, ports } };
+    }
+    case "NetworkPolicy": {
+      const m = meta(doc, kind, true);
+      const spec = m.c.obj(doc.spec, "spec")!;
+      const rules = (field: "ingress" | "egress", peerKey: "from" | "to"): NetworkPolicyRule[] =>
+        (m.c.list(spec[field], `spec.${field}`) ?? []).map((r, i) => {
+          const o = m.c.obj(r, `spec.${field}[${i}]`)!;
+          return { peers: validatePeers(m.c, o[peerKey], `spec.${field}[${i}].${peerKey}`), ports: validatePorts(m.c, o.ports, `spec.${field}[${i}].ports`) };
+        });
+      const np: NetworkPolicy = {
+        kind, namespace: m.namespace, name: m.name,
+        podSelector: validateSelector(m.c, spec.podSelector, "spec.podSelector"),
+        policyTypes: policyTypes(m.c, spec, spec.egress !== undefined),
+        ingress: rules("ingress", "from"),
+        egress: rules("egress", "to"),
+      };
+      return { kind, object: np };
+    }
+    case "TrellisPolicy":
+    case "GlobalTrellisPolicy": {
+      const global = kind === "GlobalTrellisPolicy";
+      const m = meta(doc, kind, !global);
+      const spec = m.c.obj(doc.spec, "spec")!;
+      const order = spec.order ?? 1000;
+      if (typeof order !== "number" || !Number.isFinite(order)) m.c.fail("spec.order", spec.order, "must be a number");
+      const rules = (field: "ingress" | "egress", peerKey: "from" | "to"): OrderedRule[] =>
+        (m.c.list(spec[field], `spec.${field}`) ?? []).map((r, i) => {
+          const f = `spec.${field}[${i}]`;
+          const o = m.c.obj(r, f)!;
+          if (!ACTIONS.includes(o.action as Action)) m.c.fail(`${f}.action`, o.action, `must be one of ${ACTIONS.join(", ")}`);
+          return { action: o.action as Action, peers: validatePeers(m.c, o[peerKey], `${f}.${peerKey}`), ports: validatePorts(m.c, o.ports, `${f}.ports`) };
+        });
+      const op: OrderedPolicy = {
+        kind, name: m.name, order: order as number,
+        podSelector: spec.podSelector === undefined ? {} : validateSelector(m.c, spec.podSelector, "spec.podSelector"),
+        policyTypes: policyTypes(m.c, spec, spec.egress !== undefined),
+        ingress: rules("ingress", "from"),
+        egress: rules("egress", "to"),
+      };
+      if (!global) op.namespace = m.namespace;
+      if (spec.namespaceSelector !== undefined) {
+        if (!global) m.c.fail("spec.namespaceSelector", spec.namespaceSelector, "only a GlobalTrellisPolicy selects across namespaces");
+        op.namespaceSelector = validateSelector(m.c, spec.namespaceSelector, "spec.namespaceSelector");
+      }
+      return { kind, object: op };
+    }
+  }
+  throw new PolicyError("document", "kind", kind, "unsupported");
+}
+
+/** Parses every document of a YAML or JSON text (`---` separated, or a `kind: List`). */
+export function parseDocuments(text: string, source = "input"): Parsed[] {
+  const docs: unknown[] = [];
+  for (const d of parseAllDocuments(text)) {
+    if (d.errors.length > 0) throw new PolicyError(source, "YAML", d.errors[0]!.message.split("\n")[0], "cannot be parsed");
+    const v = d.toJS() as unknown;
+    if (v === null || v === undefined) continue;
+    if (isObj(v) && v.kind === "List" && Array.isArray(v.items)) docs.push(...v.items);
+    else docs.push(v);
+  }
+  return docs.map((d, i) => {
+    if (!isObj(d)) throw new PolicyError(`${source} document ${i + 1}`, "document", d, "must be an object");
+    return parseOne(d);
+  });
+}
+
+/** Datastore key of an object. */
+export function objectKey(p: Parsed): string {
+  switch (p.kind) {
+    case "Namespace":
+      return `/trellis/namespaces/${p.object.name}`;
+    case "Pod":
+      return `/trellis/pods/${p.object.namespace}/${p.object.name}`;
+    case "NetworkPolicy":
+      return `/trellis/policies/NetworkPolicy/${p.object.namespace}/${p.object.name}`;
+    case "TrellisPolicy":
+      return `/trellis/policies/TrellisPolicy/${p.object.namespace}/${p.object.name}`;
+    case "GlobalTrellisPolicy":
+      return `/trellis/policies/GlobalTrellisPolicy/${p.object.name}`;
+  }
+}
