@@ -13,7 +13,7 @@
 // cross-subnet (Flannel DirectRouting, Calico CrossSubnet): host-gw for peers on the node's own
 // underlay subnet, vxlan for the others, chosen per peer.
 import { createHash } from "node:crypto";
-import { cidrContains, cidrFirst, formatIp, parseCidr, parseIp, parseIpWithPrefix } from "../model/ip.js";
+import { cidrContains, cidrCovers, cidrFirst, formatIp, parseCidr, parseIp, parseIpWithPrefix } from "../model/ip.js";
 import type { Lease } from "../model/lease.js";
 import type { NetworkConfig } from "../model/network.js";
 import { emptyDataplane, VTEP_NAME, type Dataplane, type PeerStatus, type Transport } from "../dataplane/state.js";
@@ -100,8 +100,13 @@ export function desiredState(input: DesiredInput): Desired {
   const peers: PeerStatus[] = [];
   const sorted = [...input.peers].filter((p) => p.node !== self.node && p.subnet !== self.subnet)
     .sort((a, b) => a.subnet.localeCompare(b.subnet));
+  const network = parseCidr(config.network)!;
   for (const peer of sorted) {
-    const t = peerTransport(config, underlay.cidr, peer);
+    // A lease for anything but a block of the pod network (say 0.0.0.0/0) must never become a route.
+    const block = parseCidr(peer.subnet);
+    const t = block && block.prefix === config.subnetLen && cidrCovers(network, block)
+      ? peerTransport(config, underlay.cidr, peer)
+      : { transport: "unreachable" as const, reason: `lease ${peer.subnet} is not a /${config.subnetLen} block of the pod network ${config.network}` };
     peers.push({ node: peer.node, subnet: peer.subnet, publicIp: peer.publicIp, transport: t.transport, ...(t.reason ? { reason: t.reason } : {}) });
     if (t.transport === "host-gw") {
       dp.routes.push({ dst: peer.subnet, via: peer.publicIp, dev: underlay.dev, onlink: false });

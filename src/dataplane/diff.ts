@@ -57,6 +57,9 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
   const dv = desired.vtep;
   const av = actual.vtep;
   let vtepRecreated = false;
+  // Setting the VTEP down (to change its MAC) makes the kernel flush its neighbours and the routes
+  // through it; the FDB's permanent entries survive.
+  let vtepFlushed = false;
   if (dv && !av) {
     creates.push(...vtepCreate(dv).map(ip));
     vtepRecreated = true;
@@ -67,6 +70,7 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
     } else {
       if (av.mac.toLowerCase() !== dv.mac.toLowerCase()) {
         creates.push(ip(`link set ${dv.name} down`), ip(`link set ${dv.name} address ${dv.mac}`));
+        vtepFlushed = true;
       }
       if (av.mtu !== dv.mtu) creates.push(ip(`link set ${dv.name} mtu ${dv.mtu}`));
       if (!(actual.vtepAddresses ?? []).includes(dv.address)) creates.push(ip(`addr replace ${dv.address} dev ${dv.name}`));
@@ -77,7 +81,7 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
 
   // FDB and neighbour entries live on the VTEP (a recreated VTEP has none).
   const actualFdb = vtepRecreated ? [] : actual.fdb;
-  const actualNeigh = vtepRecreated ? [] : actual.neigh;
+  const actualNeigh = vtepRecreated || vtepFlushed ? [] : actual.neigh;
   if (dv) {
     const haveFdb = new Set(actualFdb.map(fdbKey));
     for (const f of desired.fdb) if (!haveFdb.has(fdbKey(f))) entries.push(br(`fdb append ${f.mac} dev ${dv.name} dst ${f.dst} self permanent`));
@@ -96,7 +100,7 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
   const haveRoutes = new Map(actual.routes.map((r) => [routeKey(r), r]));
   for (const r of desired.routes) {
     const h = haveRoutes.get(routeKey(r));
-    if (!h || !sameRoute(h, r) || (vtepRecreated && r.dev === VTEP_NAME)) {
+    if (!h || !sameRoute(h, r) || ((vtepRecreated || vtepFlushed) && r.dev === VTEP_NAME)) {
       routes.push(ip(`route replace ${r.dst} via ${r.via} dev ${r.dev}${r.onlink ? " onlink" : ""} proto ${AGENT_ROUTE_PROTO}`));
     }
   }

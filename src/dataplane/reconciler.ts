@@ -61,9 +61,9 @@ export class Reconciler {
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
   }
 
-  /** Resolves when no sync is running and none is pending. */
+  /** Resolves when no sync is running and none is pending (after stop(), none ever is). */
   async idle(): Promise<void> {
-    while (this.running || this.dirty) await new Promise((r) => setImmediate(r));
+    while (this.running || (this.dirty && !this.stopped)) await new Promise((r) => setImmediate(r));
   }
 
   private schedule(ms: number): void {
@@ -78,6 +78,9 @@ export class Reconciler {
   private async loop(): Promise<void> {
     this.running = true;
     try {
+      // Yield first: the caller's handler returns before any kernel access, and a burst of updates
+      // in one tick coalesces into a single sync.
+      await Promise.resolve();
       while (this.dirty && !this.stopped) {
         this.dirty = false;
         if (!this.desired) continue;

@@ -3,7 +3,7 @@
 // A lease lives at `leases/<block>` ("10.244.3.0-24"), so "is this block taken?" is a key lookup
 // and taking a free block is a create-if-absent: two nodes racing for one block can never both
 // win. The value says who holds it and how peers reach it (underlay address, VTEP MAC).
-import { formatCidr, parseCidr, subnetAt } from "./ip.js";
+import { formatCidr, parseCidr, parseIp, subnetAt } from "./ip.js";
 import { leasableRange, type BackendType, type NetworkConfig } from "./network.js";
 
 export const KEY_ROOT = "/trellis/";
@@ -33,6 +33,8 @@ export function subnetFromLeaseKey(key: string): string | undefined {
   return c ? formatCidr(c) : undefined;
 }
 
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+
 /** Parses a stored lease; undefined (not an exception) for a value that is not one, so one bad key cannot stop a node. */
 export function parseLease(key: string, value: string): Lease | undefined {
   const subnet = subnetFromLeaseKey(key);
@@ -40,6 +42,9 @@ export function parseLease(key: string, value: string): Lease | undefined {
   try {
     const v = JSON.parse(value) as Partial<Lease>;
     if (typeof v.node !== "string" || typeof v.publicIp !== "string" || typeof v.backend !== "string") return undefined;
+    // Both end up in `ip -batch` / `bridge -batch` lines: a value such as "10.0.0.1\nlink del eth0" must not get there.
+    if (parseIp(v.publicIp)?.family !== 4) return undefined;
+    if (v.vtepMac !== undefined && (typeof v.vtepMac !== "string" || !MAC.test(v.vtepMac))) return undefined;
     return {
       subnet,
       node: v.node,
