@@ -219,10 +219,7 @@ export class Agent {
   private onLeaseWatch(m: WatchMessage): void {
     if ("resync" in m) {
       this.o.log(`lease watch: ${m.reason}; listing again`);
-      void this.o.store.list(LEASE_PREFIX).then((r) => {
-        this.replaceLeases(r.items);
-        this.recompute();
-      }, (e: unknown) => this.o.log(`cannot list leases: ${(e as Error).message}`));
+      this.relistLeases();
       return;
     }
     for (const ev of m.events) {
@@ -236,6 +233,22 @@ export class Agent {
       }
     }
     this.recompute();
+  }
+
+  /**
+   * After a watch resync the changes in between may be gone (compaction): only a list brings the
+   * lease set back in line, so a failed list is retried until one succeeds (or the agent stops).
+   */
+  private relistLeases(delayMs = 500): void {
+    void this.o.store.list(LEASE_PREFIX).then((r) => {
+      this.replaceLeases(r.items);
+      this.recompute();
+    }, (e: unknown) => {
+      this.o.log(`cannot list leases: ${(e as Error).message}; retrying in ${delayMs} ms`);
+      setTimeout(() => {
+        if (!this.o.signal.aborted) this.relistLeases(Math.min(delayMs * 2, 5_000));
+      }, delayMs).unref();
+    });
   }
 
   private onConfigWatch(m: WatchMessage): void {

@@ -85,10 +85,21 @@ export function spawnDetachedIn(name: string, file: string, args: readonly strin
   }
 }
 
+/**
+ * Whether a process still runs. A zombie has ended: the processes the lab starts are detached, so
+ * their parent is init, which may take seconds to reap them (or never, in a container whose init
+ * does not reap) — waiting for the pid to vanish would stall `lab down` and agent restarts.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // "pid (comm) S ...": the state follows the last ")" (comm may itself contain parentheses).
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
   } catch {
     return false;
   }
