@@ -15,6 +15,8 @@ import { Reconciler } from "../dataplane/reconciler.js";
 import type { PeerStatus } from "../dataplane/state.js";
 import { parseSubnetFile } from "../ipam/config.js";
 import { formatCidr } from "../model/ip.js";
+import type { PolicyKernel } from "../kernel/policy.js";
+import { PolicySync } from "./policy-sync.js";
 
 export interface AgentOptions {
   node: string;
@@ -28,6 +30,8 @@ export interface AgentOptions {
   resyncMs: number;
   log(line: string): void;
   signal: AbortSignal;
+  /** Network policy enforcement (nftables); its endpoint spool directory. */
+  policy?: { kernel: PolicyKernel; endpointDir: string };
 }
 
 export interface NodeStatus {
@@ -49,6 +53,7 @@ export class Agent {
   private synced = false;
   private lastPeerReport = "";
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  policy: PolicySync | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.reconciler = new Reconciler(o.kernel, { resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l) });
@@ -80,6 +85,14 @@ export class Agent {
     const cfg = await store.get(CONFIG_KEY);
     store.watch(CONFIG_KEY, Math.max(listed.revision, cfg?.modRevision ?? 0), (m) => this.onConfigWatch(m), this.o.signal);
     this.scheduleRenew();
+    if (this.o.policy) {
+      this.policy = new PolicySync({
+        node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.policy.kernel,
+        endpointDir: this.o.policy.endpointDir, resyncMs: this.o.resyncMs, log, signal: this.o.signal,
+      });
+      await this.policy.start();
+      log(`network policy: enforcing with nftables table inet trellis; endpoints from ${this.o.policy.endpointDir}`);
+    }
     await new Promise<void>((resolve) => this.o.signal.addEventListener("abort", () => resolve(), { once: true }));
   }
 
@@ -169,6 +182,8 @@ export class Agent {
       `TRELLIS_NETWORK=${this.config!.network}`,
       `TRELLIS_SUBNET=${this.lease!.subnet}`,
       `TRELLIS_MTU=${mtu}`,
+      `TRELLIS_NODE=${this.o.node}`,
+      ...(this.o.policy ? [`TRELLIS_ENDPOINT_DIR=${this.o.policy.endpointDir}`] : []),
       "",
     ].join("\n");
     fs.mkdirSync(path.dirname(this.o.subnetFile), { recursive: true });
@@ -252,23 +267,34 @@ export class Agent {
   }
 
   private onConfigWatch(m: WatchMessage): void {
-    if ("resync" in m) return;
-    for (const ev of m.events) {
-      if (ev.type !== "put") continue;
-      try {
-        const next = validateNetworkConfig(JSON.parse(ev.kv.value));
-        if (next.network !== this.config!.network || next.subnetLen !== this.config!.subnetLen) {
-          this.o.log(`network changed to ${next.network}/${next.subnetLen}: restart the agents to re-lease blocks; keeping ${this.config!.network}`);
-          continue;
-        }
-        this.o.log(`network config changed: backend ${this.config!.backend.type} -> ${next.backend.type}, natOutgoing ${next.natOutgoing}`);
-        this.config = next;
-        this.writeSubnetFile();
-        void this.renewNow();
-        this.recompute();
-      } catch (e) {
-        this.o.log(`ignoring invalid network config: ${(e as Error).message}`);
+    if ("resync" in m) {
+      // A change may have been missed: read the config afresh (retrying while the store is away).
+      const reread = (delayMs: number): void => {
+        void this.o.store.get(CONFIG_KEY).then((kv) => kv && this.applyConfig(kv.value), () => {
+          setTimeout(() => !this.o.signal.aborted && reread(Math.min(delayMs * 2, 5_000)), delayMs).unref();
+        });
+      };
+      reread(500);
+      return;
+    }
+    for (const ev of m.events) if (ev.type === "put") this.applyConfig(ev.kv.value);
+  }
+
+  private applyConfig(value: string): void {
+    try {
+      const next = validateNetworkConfig(JSON.parse(value));
+      if (next.network !== this.config!.network || next.subnetLen !== this.config!.subnetLen) {
+        this.o.log(`network changed to ${next.network}/${next.subnetLen}: restart the agents to re-lease blocks; keeping ${this.config!.network}`);
+        return;
       }
+      if (JSON.stringify(next) === JSON.stringify(this.config)) return;
+      this.o.log(`network config changed: backend ${this.config!.backend.type} -> ${next.backend.type}, natOutgoing ${next.natOutgoing}`);
+      this.config = next;
+      this.writeSubnetFile();
+      void this.renewNow();
+      this.recompute();
+    } catch (e) {
+      this.o.log(`ignoring invalid network config: ${(e as Error).message}`);
     }
   }
 

@@ -5,6 +5,7 @@ import { Agent, type NodeStatus } from "../agent/agent.js";
 import { openDatastore } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
+import { RealPolicyKernel } from "../kernel/policy.js";
 import { readState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
 import { BACKENDS, ConfigError, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
@@ -19,6 +20,7 @@ export interface GlobalOptions {
 }
 
 export const DEFAULT_SUBNET_FILE = "/run/trellis/subnet.env";
+export const DEFAULT_ENDPOINT_DIR = "/run/trellis/endpoints";
 
 /** The datastore URL the global options name. */
 export function datastoreUrl(g: GlobalOptions): string {
@@ -207,7 +209,11 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--subnet-file <path>", "where the CNI plugin reads this node's block", DEFAULT_SUBNET_FILE)
     .option("--lease-ttl <seconds>", "lease lifetime; renewed every third of it", int("--lease-ttl"), 300)
     .option("--resync <seconds>", "periodic full resync of the kernel state", int("--resync"), 10)
-    .action(async (o: { node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number }) => {
+    .option("--endpoint-dir <path>", "where the CNI plugin registers this node's endpoints", DEFAULT_ENDPOINT_DIR)
+    .option("--no-policy", "do not enforce network policy on this node")
+    .action(async (o: {
+      node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
+    }) => {
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
       };
@@ -223,6 +229,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       const agent = new Agent({
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal,
+        ...(o.policy ? { policy: { kernel: new RealPolicyKernel(), endpointDir: o.endpointDir } } : {}),
       });
       try {
         await agent.run();

@@ -5,6 +5,7 @@ import { Command, CommanderError } from "commander";
 import { readState } from "../lab/lab.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
+import { applyCommands, getCommand, policyCommand } from "./policy.js";
 
 /**
  * A lab's etcd listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
@@ -42,6 +43,9 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 program.addCommand(networkCommand(globals));
 program.addCommand(nodesCommand(globals));
 program.addCommand(agentCommand(globals));
+for (const c of applyCommands(globals)) program.addCommand(c);
+program.addCommand(getCommand(globals));
+program.addCommand(policyCommand(globals));
 program.addCommand(labCommand());
 
 // `trellis ... | head` closes our stdout early: that is not an error worth a stack trace.

@@ -1,9 +1,12 @@
 // The trellis CNI plugin's commands. Decisions are in attachment.ts (pure); this file sequences
 // them: IPAM, then the host side, then the pod side, undoing what it did if a later step fails.
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { endpointFileName } from "../agent/endpoint-file.js";
+import type { Endpoint } from "../policy/model.js";
 import { KernelError } from "../kernel/exec.js";
 import type { PodKernel } from "../kernel/pod.js";
-import { parseSubnetFile } from "../ipam/config.js";
+import { parseSubnetFile, type SubnetFile } from "../ipam/config.js";
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type IpamDeps } from "../ipam/plugin.js";
 import { attachmentKey, validAttachments } from "./attachments.js";
 import { parseHostIfAlias, planAttachment, podHostIfName, sameDst, type AttachPlan } from "./attachment.js";
@@ -29,7 +32,35 @@ export interface PluginDeps {
   readFile(path: string): string;
   /** Chooses how to run IPAM for a request; default: in-process for trellis-ipam, else delegate. */
   ipamFor?(req: CniRequest, cfg: PluginConfig): IpamRunner;
+  /** The endpoint spool the agent reads; default: files. */
+  spool?: Spool;
 }
+
+export interface Spool {
+  write(dir: string, name: string, text: string): void;
+  remove(dir: string, name: string): void;
+  list(dir: string): string[];
+}
+
+/** Files written atomically (temporary name, then rename), so the agent never reads half a record. */
+export const fileSpool: Spool = {
+  write(dir, name, text) {
+    fs.mkdirSync(dir, { recursive: true });
+    const tmp = path.join(dir, `.${name}.${process.pid}`);
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, path.join(dir, name));
+  },
+  remove(dir, name) {
+    fs.rmSync(path.join(dir, name), { force: true });
+  },
+  list(dir) {
+    try {
+      return fs.readdirSync(dir).filter((n) => n.endsWith(".json"));
+    } catch {
+      return [];
+    }
+  },
+};
 
 /** Our own IPAM runs in-process (one process start less per pod); any other is delegated. */
 export function defaultIpamFor(deps: PluginDeps): (req: CniRequest, cfg: PluginConfig) => IpamRunner {
@@ -88,20 +119,34 @@ export function mergeResults(prev: Result | undefined, ours: Result): Result {
   return merged;
 }
 
-/** MTU for the pod: the config's, else the one the agent wrote into the subnet file, else none. */
-function podMtu(req: CniRequest, cfg: PluginConfig, readFile: (p: string) => string): number | undefined {
-  if (cfg.mtu) return cfg.mtu;
-  const file = (req.config.ipam as Record<string, unknown>).subnetFile;
+/** What the node agent wrote for the plugin (block, MTU, endpoint spool), when the IPAM names it. */
+function nodeInfo(req: CniRequest, readFile: (p: string) => string): SubnetFile | undefined {
+  const file = (req.config.ipam as Record<string, unknown> | undefined)?.subnetFile;
   if (typeof file !== "string") return undefined;
   try {
-    return parseSubnetFile(readFile(file), file).mtu;
+    return parseSubnetFile(readFile(file), file);
   } catch {
     return undefined; // IPAM reports an unreadable subnet file with a proper error
   }
 }
 
+/** The endpoint record the agent programs policy for (see agent/policy-sync.ts). */
+export function endpointRecord(req: CniRequest, node: string, plan: AttachPlan, mode: PluginConfig["mode"]): Endpoint {
+  return {
+    namespace: req.args.get("K8S_POD_NAMESPACE") || "default",
+    pod: req.args.get("K8S_POD_NAME") || req.containerId,
+    node,
+    containerId: req.containerId,
+    ifname: req.ifname,
+    hostIf: plan.hostIf,
+    ips: (plan.result.ips ?? []).map((i) => i.address.split("/")[0]!),
+    mode,
+  };
+}
+
 export function trellisHandlers(deps: PluginDeps): PluginHandlers {
   const kernel = deps.kernel;
+  const spool = deps.spool ?? fileSpool;
   const ipamFor = deps.ipamFor ?? defaultIpamFor(deps);
 
   function attach(req: CniRequest, cfg: PluginConfig, ipam: Result, mtu: number | undefined): AttachPlan {
@@ -170,7 +215,8 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
       const cfg = parsePluginConfig(req.config);
       checkNetns(kernel, req.netns);
       const prev = prevResultOf(req);
-      const mtu = podMtu(req, cfg, deps.readFile);
+      const node = nodeInfo(req, deps.readFile);
+      const mtu = cfg.mtu ?? node?.mtu;
       const ipam = ipamFor(req, cfg);
       const ipamResult = ipam.add(req);
       let plan: AttachPlan;
@@ -179,6 +225,14 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
           throw new CniError(ErrorCode.InvalidNetworkConfig, `IPAM plugin ${cfg.ipamType} returned no address`);
         }
         plan = attach(req, cfg, ipamResult, mtu);
+        if (node?.endpointDir) {
+          try {
+            spool.write(node.endpointDir, endpointFileName(req.containerId, req.ifname), JSON.stringify(endpointRecord(req, node.node ?? "", plan, cfg.mode)));
+          } catch (e) {
+            deleteQuietly(plan.hostIf);
+            throw new CniError(ErrorCode.IoFailure, `cannot register endpoint in ${node.endpointDir}`, (e as Error).message);
+          }
+        }
       } catch (e) {
         try {
           ipam.del(req);
@@ -194,6 +248,8 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
     del(req) {
       const cfg = parsePluginConfig(req.config);
       const hostIf = podHostIfName(req.containerId, req.ifname);
+      const node = nodeInfo(req, deps.readFile);
+      if (node?.endpointDir) spool.remove(node.endpointDir, endpointFileName(req.containerId, req.ifname));
       let linkError: unknown;
       try {
         kernel.deleteLink(hostIf);
@@ -226,6 +282,13 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
           deps.log(`GC removed ${link.name} (${owner.containerId}/${owner.ifname})`);
         } catch (e) {
           errors.push(`${link.name}: ${(e as Error).message}`);
+        }
+      }
+      const node = nodeInfo(req, deps.readFile);
+      if (node?.endpointDir) {
+        for (const name of spool.list(node.endpointDir)) {
+          const m = /^(.+)_([^_]+)\.json$/.exec(name);
+          if (m && !valid.has(attachmentKey({ containerId: m[1]!, ifname: m[2]! }))) spool.remove(node.endpointDir, name);
         }
       }
       try {

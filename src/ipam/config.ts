@@ -35,6 +35,9 @@ export interface SubnetFile {
   network?: Cidr;
   subnets: Cidr[];
   mtu?: number;
+  /** The node's name and the spool where the plugin registers endpoints for the agent. */
+  node?: string;
+  endpointDir?: string;
 }
 
 const invalid = (field: string, value: unknown, why: string): CniError =>
@@ -58,6 +61,11 @@ export function parseSubnetFile(text: string, path: string): SubnetFile {
       if (!c) throw invalid(`subnetFile ${path} ${key}`, value, "not a CIDR with host bits zero");
       if (key === "TRELLIS_NETWORK") out.network = c;
       else out.subnets.push(c);
+    } else if (key === "TRELLIS_NODE" && value !== "") {
+      out.node = value;
+    } else if (key === "TRELLIS_ENDPOINT_DIR") {
+      if (!value.startsWith("/")) throw invalid(`subnetFile ${path} ${key}`, value, "not an absolute path");
+      out.endpointDir = value;
     } else if (key === "TRELLIS_MTU") {
       const mtu = Number(value);
       if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`subnetFile ${path} ${key}`, value, "not an MTU");

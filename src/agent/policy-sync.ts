@@ -1,0 +1,183 @@
+// The agent's policy side: publishes this node's endpoints, watches namespaces, pods, policies and
+// every node's endpoints, joins them into the policy model, compiles the node's ruleset and hands
+// it to the applier.
+//
+// Endpoints reach the agent through a spool directory on the node: the CNI plugin writes one file
+// per attachment (ADD) and removes it (DEL). The agent programs its own endpoints straight from
+// there — no datastore round trip between a pod's ADD and its rules — and publishes them in the
+// datastore (`endpoints/<node>/<container>/<ifname>`) for the other nodes' selector sets. ADD never
+// waits for the datastore, so pods start during an outage too (fail closed until programmed).
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
+import type { PolicyKernel } from "../kernel/policy.js";
+import { PolicyApplier } from "../policy/applier.js";
+import { compilePolicy } from "../policy/compile.js";
+import type { Endpoint, PolicyModel } from "../policy/model.js";
+import { ENDPOINT_PREFIX, endpointKey, modelFromObjects, OBJECT_PREFIXES, parseEndpoint } from "../policy/store-model.js";
+
+export { endpointFileName } from "./endpoint-file.js";
+
+export interface PolicySyncOptions {
+  node: string;
+  nodeIps: () => string[];
+  store: Datastore;
+  kernel: PolicyKernel;
+  endpointDir: string;
+  resyncMs: number;
+  log(line: string): void;
+  signal: AbortSignal;
+}
+
+export class PolicySync {
+  private readonly objects = new Map<string, KeyValue>();
+  private readonly local = new Map<string, Endpoint>();
+  private readonly published = new Map<string, string>();
+  readonly applier: PolicyApplier;
+  private started = false;
+  private pending = false;
+  private scanTimer: ReturnType<typeof setInterval> | undefined;
+  private warnedBridge = new Set<string>();
+
+  constructor(private readonly o: PolicySyncOptions) {
+    this.applier = new PolicyApplier(o.kernel, { resyncMs: o.resyncMs, log: o.log });
+    o.signal.addEventListener("abort", () => {
+      this.applier.stop();
+      if (this.scanTimer) clearInterval(this.scanTimer);
+    }, { once: true });
+  }
+
+  async start(): Promise<void> {
+    const { store } = this.o;
+    fs.mkdirSync(this.o.endpointDir, { recursive: true });
+    let revision = 0;
+    for (const prefix of OBJECT_PREFIXES) {
+      const r = await store.list(prefix);
+      for (const kv of r.items) this.objects.set(kv.key, kv);
+      revision = Math.max(revision, r.revision);
+    }
+    this.scanLocal();
+    this.started = true;
+    this.recompute();
+    for (const prefix of OBJECT_PREFIXES) {
+      store.watch(prefix, revision, (m) => this.onWatch(prefix, m), this.o.signal);
+    }
+    try {
+      fs.watch(this.o.endpointDir, { signal: this.o.signal }, () => this.onLocalChange());
+    } catch (e) {
+      this.o.log(`cannot watch ${this.o.endpointDir} (${(e as Error).message}); scanning it periodically`);
+    }
+    // inotify can miss events on some filesystems: a slow scan is the safety net.
+    this.scanTimer = setInterval(() => this.onLocalChange(), 2000);
+    this.scanTimer.unref?.();
+    void this.publishLocal();
+  }
+
+  private onLocalChange(): void {
+    if (this.scanLocal()) {
+      this.recompute();
+      void this.publishLocal();
+    }
+  }
+
+  /** Reads the spool; true when the set of local endpoints changed. */
+  private scanLocal(): boolean {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.o.endpointDir).filter((n) => n.endsWith(".json"));
+    } catch {
+      names = [];
+    }
+    const next = new Map<string, Endpoint>();
+    for (const n of names) {
+      let text: string;
+      try {
+        text = fs.readFileSync(path.join(this.o.endpointDir, n), "utf8");
+      } catch {
+        continue;
+      }
+      const ep = parseEndpoint(text);
+      if (ep) next.set(endpointKey({ ...ep, node: this.o.node }), { ...ep, node: this.o.node });
+    }
+    const same = next.size === this.local.size && [...next].every(([k, v]) => JSON.stringify(this.local.get(k)) === JSON.stringify(v));
+    if (same) return false;
+    this.local.clear();
+    for (const [k, v] of next) this.local.set(k, v);
+    return true;
+  }
+
+  /** Makes the datastore's endpoints of this node equal to the spool. */
+  private async publishLocal(): Promise<void> {
+    const { store } = this.o;
+    try {
+      for (const [key, ep] of this.local) {
+        const value = JSON.stringify(ep);
+        if (this.published.get(key) === value && this.objects.get(key)?.value === value) continue;
+        await store.put(key, value);
+        this.published.set(key, value);
+      }
+      const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
+      for (const key of [...this.objects.keys()]) {
+        if (key.startsWith(mine) && !this.local.has(key)) {
+          await store.delete(key);
+          this.published.delete(key);
+        }
+      }
+    } catch (e) {
+      this.o.log(`cannot publish endpoints (${(e as Error).message}); will retry`);
+      setTimeout(() => void this.publishLocal(), 1000).unref?.();
+    }
+  }
+
+  private onWatch(prefix: string, m: WatchMessage): void {
+    if ("resync" in m) {
+      void this.o.store.list(prefix).then((r) => {
+        for (const k of [...this.objects.keys()]) if (k.startsWith(prefix)) this.objects.delete(k);
+        for (const kv of r.items) this.objects.set(kv.key, kv);
+        this.recompute();
+      }, (e: unknown) => this.o.log(`cannot list ${prefix}: ${(e as Error).message}`));
+      return;
+    }
+    for (const ev of m.events) {
+      if (ev.type === "put") this.objects.set(ev.kv.key, ev.kv);
+      else this.objects.delete(ev.key);
+    }
+    this.recompute();
+  }
+
+  /** The policy model as the datastore and the local spool know it. */
+  model(): PolicyModel {
+    // This node's own endpoints come from the spool (authoritative, and faster than a round trip).
+    const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
+    const kvs = [...this.objects.values()].filter((kv) => !kv.key.startsWith(mine));
+    const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why));
+    model.endpoints.push(...this.local.values());
+    model.nodes = [{ name: this.o.node, ips: this.o.nodeIps() }];
+    return model;
+  }
+
+  private readonly reported = new Map<string, string>();
+
+  private invalid(key: string, why: string): void {
+    if (this.reported.get(key) === why) return;
+    this.reported.set(key, why);
+    this.o.log(`ignoring invalid object ${key}: ${why}`);
+  }
+
+  /** Recomputes the ruleset (coalescing bursts into one compile per tick). Cheap for callers. */
+  private recompute(): void {
+    if (!this.started || this.pending) return;
+    this.pending = true;
+    queueMicrotask(() => {
+      this.pending = false;
+      const model = this.model();
+      for (const ep of model.endpoints) {
+        if (ep.node === this.o.node && ep.mode === "bridge" && !this.warnedBridge.has(ep.hostIf)) {
+          this.warnedBridge.add(ep.hostIf);
+          this.o.log(`endpoint ${ep.namespace}/${ep.pod} is in bridge mode: network policy is not enforced for it`);
+        }
+      }
+      this.applier.setDesired(compilePolicy(model, this.o.node));
+    });
+  }
+}

@@ -1,0 +1,151 @@
+// `trellis apply|delete -f FILE`, `trellis get ...`, `trellis policy explain ...`.
+import { Command, Option } from "commander";
+import * as fs from "node:fs";
+import type { Datastore } from "../datastore/types.js";
+import { LEASE_PREFIX, parseLease } from "../model/lease.js";
+import { evaluate, PolicyIndex, type DirectionVerdict } from "../policy/evaluate.js";
+import { PROTOCOLS, type PolicyModel, type Protocol } from "../policy/model.js";
+import { objectKey, parseDocuments } from "../policy/parse.js";
+import {
+  ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
+} from "../policy/store-model.js";
+import { withStore, type GlobalOptions } from "./cluster.js";
+import { printTable } from "./table.js";
+
+function readInput(file: string): string {
+  return file === "-" ? fs.readFileSync(0, "utf8") : fs.readFileSync(file, "utf8");
+}
+
+export function applyCommands(globals: () => GlobalOptions): Command[] {
+  const apply = new Command("apply")
+    .description("store Namespace, Pod, NetworkPolicy, TrellisPolicy and GlobalTrellisPolicy objects (all or nothing)")
+    .requiredOption("-f, --filename <file>", "YAML or JSON file, several documents allowed; - for stdin")
+    .action(async (o: { filename: string }) => {
+      // Every document is validated before anything is written.
+      const docs = parseDocuments(readInput(o.filename), o.filename);
+      await withStore(globals(), async (s) => {
+        for (const d of docs) {
+          const key = objectKey(d);
+          const value = JSON.stringify(d.raw);
+          const old = await s.get(key);
+          await s.put(key, value);
+          process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${old ? (old.value === value ? "unchanged" : "configured") : "created"}\n`);
+        }
+      });
+    });
+  const del = new Command("delete")
+    .description("remove the objects named in a file")
+    .requiredOption("-f, --filename <file>", "YAML or JSON file; - for stdin")
+    .action(async (o: { filename: string }) => {
+      const docs = parseDocuments(readInput(o.filename), o.filename);
+      await withStore(globals(), async (s) => {
+        for (const d of docs) {
+          const key = objectKey(d);
+          const gone = await s.delete(key);
+          process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${gone ? "deleted" : "not found"}\n`);
+        }
+      });
+    });
+  return [apply, del];
+}
+
+async function loadModel(s: Datastore): Promise<PolicyModel> {
+  const kvs = (await Promise.all(OBJECT_PREFIXES.map((p) => s.list(p)))).flatMap((r) => r.items);
+  const model = modelFromObjects(kvs, (key, why) => process.stderr.write(`warning: ignoring ${key}: ${why}\n`));
+  const leases = (await s.list(LEASE_PREFIX)).items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined);
+  model.nodes = leases.map((l) => ({ name: l.node, ips: [l.publicIp] }));
+  return model;
+}
+
+const RESOURCES = ["namespaces", "pods", "policies", "endpoints"] as const;
+
+export function getCommand(globals: () => GlobalOptions): Command {
+  return new Command("get")
+    .description("list stored objects")
+    .argument("<resource>", RESOURCES.join("|"))
+    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
+    .action(async (resource: string, o: { output: string }) => {
+      const prefix = { namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX }[resource as (typeof RESOURCES)[number]];
+      if (!prefix) throw new Error(`unknown resource "${resource}": one of ${RESOURCES.join(", ")}`);
+      const items = await withStore(globals(), async (s) => (await s.list(prefix)).items);
+      if (o.output === "json") {
+        process.stdout.write(JSON.stringify({ items: items.map((kv) => JSON.parse(kv.value) as unknown) }, null, 2) + "\n");
+        return;
+      }
+      if (resource === "endpoints") {
+        const rows = items.map((kv) => parseEndpoint(kv.value)).filter((e) => e !== undefined)
+          .map((e) => [`${e.namespace}/${e.pod}`, e.node, e.ips.join(","), e.hostIf, e.mode]);
+        process.stdout.write(printTable(["POD", "NODE", "IPS", "HOST IF", "MODE"], rows) + "\n");
+        return;
+      }
+      const model = modelFromObjects(items, (key, why) => process.stderr.write(`warning: ${key}: ${why}\n`));
+      const labels = (l: Record<string, string>): string => Object.entries(l).map(([k, v]) => `${k}=${v}`).join(",") || "-";
+      if (resource === "namespaces") {
+        process.stdout.write(printTable(["NAME", "LABELS"], model.namespaces.map((n) => [n.name, labels(n.labels)])) + "\n");
+      } else if (resource === "pods") {
+        process.stdout.write(printTable(["NAMESPACE", "NAME", "LABELS", "PORTS"], model.pods.map((p) => [p.namespace, p.name, labels(p.labels),
+          p.ports.map((x) => `${x.name ? `${x.name}:` : ""}${x.containerPort}/${x.protocol}`).join(",") || "-"])) + "\n");
+      } else {
+        process.stdout.write(printTable(["KIND", "NAMESPACE", "NAME", "ORDER", "TYPES"], model.policies.map((p) => [
+          p.kind, p.kind === "GlobalTrellisPolicy" ? "*" : (p.namespace ?? ""), p.name, p.kind === "NetworkPolicy" ? "-" : String(p.order), p.policyTypes.join(","),
+        ])) + "\n");
+      }
+    });
+}
+
+/** "NS/POD" or "POD" (namespace default) → the pod's first address. */
+function podAddress(model: PolicyModel, ref: string, flag: string): string {
+  const [ns, name] = ref.includes("/") ? ref.split("/", 2) : ["default", ref];
+  const ep = model.endpoints.find((e) => e.namespace === ns && e.pod === name);
+  if (!ep || ep.ips.length === 0) throw new Error(`${flag} ${ref}: no endpoint for pod ${ns}/${name} (is it attached?)`);
+  return ep.ips[0]!;
+}
+
+export function parsePort(text: string): { port: number; protocol: Protocol } {
+  const m = /^(\d{1,5})(?:\/([A-Za-z]+))?$/.exec(text);
+  const protocol = (m?.[2] ?? "TCP").toUpperCase() as Protocol;
+  const port = Number(m?.[1]);
+  if (!m || port < 1 || port > 65535 || !PROTOCOLS.includes(protocol)) throw new Error(`--port "${text}": use PORT[/TCP|UDP|SCTP], e.g. 80/TCP`);
+  return { port, protocol };
+}
+
+function describe(d: DirectionVerdict | undefined, what: string): string {
+  if (!d) return `  ${what}: not a pod, no policy applies`;
+  const logged = d.logged.length ? `\n    logged: ${d.logged.join("; ")}` : "";
+  return `  ${what}: ${d.allowed ? "ALLOW" : "DENY"} — ${d.reason}${logged}`;
+}
+
+export function policyCommand(globals: () => GlobalOptions): Command {
+  const policy = new Command("policy").description("network policy tools");
+  policy.command("explain")
+    .description("the verdict for a packet in each direction, and the policy and rule that decided it")
+    .option("--from <ns/pod>", "source pod")
+    .option("--from-ip <ip>", "source address (not a pod)")
+    .option("--to <ns/pod>", "destination pod")
+    .option("--to-ip <ip>", "destination address (not a pod)")
+    .requiredOption("--port <port/proto>", "destination port, e.g. 80/TCP")
+    .addOption(new Option("-o, --output <format>").choices(["text", "json"]).default("text"))
+    .action(async (o: { from?: string; fromIp?: string; to?: string; toIp?: string; port: string; output: string }) => {
+      if (!o.from === !o.fromIp) throw new Error("give exactly one of --from NS/POD or --from-ip IP");
+      if (!o.to === !o.toIp) throw new Error("give exactly one of --to NS/POD or --to-ip IP");
+      const { port, protocol } = parsePort(o.port);
+      const model = await withStore(globals(), loadModel);
+      const src = o.from ? podAddress(model, o.from, "--from") : o.fromIp!;
+      const dst = o.to ? podAddress(model, o.to, "--to") : o.toIp!;
+      const v = evaluate(new PolicyIndex(model), { src, dst, protocol, port });
+      const bridge = model.endpoints.filter((e) => e.mode === "bridge" && (e.ips.includes(src) || e.ips.includes(dst)));
+      if (o.output === "json") {
+        process.stdout.write(JSON.stringify({ src, dst, port, protocol, ...v, notEnforced: bridge.map((e) => `${e.namespace}/${e.pod}`) }, null, 2) + "\n");
+        return;
+      }
+      const lines = [
+        `${o.from ?? src} (${src}) -> ${o.to ?? dst} (${dst}) ${port}/${protocol}: ${v.allowed ? "ALLOWED" : "DENIED"}`,
+        describe(v.egress, "egress "),
+        describe(v.ingress, "ingress"),
+        "  replies of an allowed connection are always allowed (conntrack)",
+      ];
+      for (const e of bridge) lines.push(`  note: ${e.namespace}/${e.pod} is attached in bridge mode: policy is NOT enforced for it`);
+      process.stdout.write(lines.join("\n") + "\n");
+    });
+  return policy;
+}
