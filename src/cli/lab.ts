@@ -7,6 +7,7 @@ import {
   etcdControl, labCheck, labDown, labStatus, labUp, listLabs, readState, saveState, startAgent, stopAgent, verdict, type CheckReport, type LabTools,
 } from "../lab/lab.js";
 import { processAlive } from "../kernel/netns.js";
+import { parseLabSpec } from "../lab/spec.js";
 import { LAB_BACKENDS, LAB_DATASTORES, type LabBackend, type LabDatastore } from "../lab/plan.js";
 import { MODES, type Mode } from "../cni/config.js";
 import { printTable } from "./table.js";
@@ -49,16 +50,23 @@ function requireRoot(): void {
 
 export function renderCheck(r: CheckReport): string {
   const short = (v: string): string => ({ ok: "ok", FAIL: "FAIL", blocked: "-", UNEXPECTED: "LEAK" })[v] ?? v;
-  const rows = r.pods.map((from) => [from, ...r.targets.map((to) => {
-    if (from === to) return "";
-    const c = r.cells.find((x) => x.from === from && x.to === to)!;
-    return short(verdict(c));
+  // One column per destination and probe (a pod's declared ports, or ICMP).
+  const columns: Array<{ to: string; probe: string }> = [];
+  for (const to of r.targets) {
+    for (const c of r.cells) if (c.to === to && !columns.some((x) => x.to === to && x.probe === c.probe)) columns.push({ to, probe: c.probe });
+  }
+  const rows = r.pods.map((from) => [from, ...columns.map((col) => {
+    const c = r.cells.find((x) => x.from === from && x.to === col.to && x.probe === col.probe);
+    return c ? short(verdict(c)) : "";
   })]);
-  const lines = [printTable(["from \\ to", ...r.targets], rows)];
+  const lines = [printTable(["from \\ to", ...columns.map((c) => (c.probe === "ICMP" ? c.to : `${c.to}:${c.probe}`))], rows)];
   const expected = r.cells.filter((c) => c.expected);
   const reached = expected.filter((c) => c.reached).length;
   const leaks = r.cells.filter((c) => !c.expected && c.reached).length;
   lines.push(`${reached}/${expected.length} expected paths reachable; ${leaks} unexpected path(s) open`);
+  for (const c of r.cells.filter((x) => x.expected !== x.reached)) {
+    lines.push(`  ${c.expected ? "FAIL" : "LEAK"} ${c.from} -> ${c.to} ${c.probe}: expected ${c.expected ? "open" : "closed"}${c.why ? ` (${c.why})` : ""}`);
+  }
   lines.push("legend: ok = reachable as expected, - = not expected to connect, FAIL = should connect but does not, LEAK = connects but should not");
   lines.push(r.passed ? "lab check: PASS" : "lab check: FAIL");
   return lines.join("\n");
@@ -78,20 +86,31 @@ export function labCommand(): Command {
     .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
     .addOption(new Option("--datastore <kind>", "embedded (no server) or a real etcd in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
     .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
+    .option("--spec <file>", "YAML lab spec: nodes, namespaces with labels, pods with namespace, labels, node and ports")
     .option("--pod-cidr <cidr>", "pod network (with agents)")
     .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
     .addOption(cniDir)
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
-      natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number;
+      natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number; spec?: string;
     }) => {
       requireRoot();
+      const spec = o.spec ? parseLabSpec(fs.readFileSync(o.spec, "utf8")) : undefined;
+      if (spec) {
+        // The spec's own settings win over the defaults of the flags.
+        o.nodes = spec.nodes ?? Math.max(1, ...spec.pods.map((p) => Number(p.node.replace(/^node/, "")) || 1));
+        if (spec.segments !== undefined) o.segments = spec.segments;
+        if (spec.backend !== undefined) o.backend = spec.backend;
+        if (spec.mode !== undefined) o.mode = spec.mode;
+        if (spec.datastore !== undefined) o.datastore = spec.datastore;
+      }
       const started = Date.now();
       try {
         const s = await labUp({
           name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode, backend: o.backend, segments: o.segments,
           datastore: o.datastore, natOutgoing: o.natOutgoing,
           ...(o.podCidr !== undefined ? { podNetwork: o.podCidr } : {}), ...(o.subnetLen !== undefined ? { subnetLen: o.subnetLen } : {}),
+          ...(spec ? { spec } : {}),
         }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
       } catch (e) {
@@ -123,7 +142,7 @@ export function labCommand(): Command {
     .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
     .action(async (o: { name: string; output: string }) => {
       requireRoot();
-      const r = await labCheck(o.name);
+      const r = await labCheck(o.name, tools().trellisBin);
       process.stdout.write((o.output === "json" ? JSON.stringify(r, null, 2) : renderCheck(r)) + "\n");
       if (!r.passed) process.exitCode = 1;
     });

@@ -6,6 +6,7 @@ import { readState } from "../lab/lab.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
+import { probeCommand } from "../lab/probe.js";
 
 /**
  * A lab's etcd listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
@@ -46,6 +47,7 @@ program.addCommand(agentCommand(globals));
 for (const c of applyCommands(globals)) program.addCommand(c);
 program.addCommand(getCommand(globals));
 program.addCommand(policyCommand(globals));
+program.addCommand(probeCommand(), { hidden: true });
 program.addCommand(labCommand());
 
 // `trellis ... | head` closes our stdout early: that is not an error worth a stack trace.

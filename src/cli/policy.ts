@@ -117,6 +117,11 @@ function describe(d: DirectionVerdict | undefined, what: string): string {
 
 export function policyCommand(globals: () => GlobalOptions): Command {
   const policy = new Command("policy").description("network policy tools");
+  policy.command("model")
+    .description("the joined policy model as JSON (namespaces, pods, endpoints, policies, nodes), as explain sees it")
+    .action(async () => {
+      process.stdout.write(JSON.stringify(await withStore(globals(), loadModel)) + "\n");
+    });
   policy.command("explain")
     .description("the verdict for a packet in each direction, and the policy and rule that decided it")
     .option("--from <ns/pod>", "source pod")

@@ -10,8 +10,12 @@ import {
   createNetns, deleteNetns, ipBatchIn, listNetns, netnsExists, netnsPath, pingFrom, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
 } from "../kernel/netns.js";
 import { LabRuntime } from "./runtime.js";
+import { runAsync } from "../kernel/exec.js";
+import { evaluate, PolicyIndex } from "../policy/evaluate.js";
+import type { PolicyModel, Protocol } from "../policy/model.js";
+import type { ProbeTarget } from "./probe.js";
 import {
-  expectOutside, expectReachable, labNetnsPrefix, nodeConflist, OUTSIDE_NET, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
+  expectOutside, expectReachable, labNetnsPrefix, labObjects, nodeConflist, OUTSIDE_NET, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
 } from "./plan.js";
 
 export const LAB_ROOT = "/run/trellis/lab";
@@ -68,6 +72,9 @@ function runtimeFor(plan: LabPlan, node: string, cniBinDir: string): LabRuntime 
   return new LabRuntime(n.netns, path.join(dir, "net.d"), path.join(dir, "results"), [cniBinDir]);
 }
 
+/** Pods are keyed by namespace/name (spec labs may reuse a name in two namespaces). */
+export const podKey = (p: Pick<LabPod, "namespace" | "name">): string => `${p.namespace}/${p.name}`;
+
 const podArgs = (p: LabPod): Record<string, string> => ({
   IgnoreUnknown: "1",
   K8S_POD_NAMESPACE: p.namespace,
@@ -76,8 +83,8 @@ const podArgs = (p: LabPod): Record<string, string> => ({
 });
 
 /** Runs the trellis CLI inside a lab namespace (the datastore may only be reachable there). */
-function trellisIn(netns: string, bin: string, args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync("nsenter", [`--net=${netnsPath(netns)}`, "--", bin, ...args], { encoding: "utf8" });
+function trellisIn(netns: string, bin: string, args: string[], input?: string): { ok: boolean; out: string } {
+  const r = spawnSync("nsenter", [`--net=${netnsPath(netns)}`, "--", bin, ...args], { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
   return { ok: r.status === 0, out: r.status === 0 ? r.stdout : (r.stderr || r.stdout).trim() };
 }
 
@@ -166,15 +173,27 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
       await waitFor(`the agent on ${node.name} to lease a block (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, 30_000,
         () => (fs.existsSync(subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
+    if (plan.pods.some((p) => p.labels !== undefined)) {
+      const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl!, "apply", "-f", "-"],
+        labObjects(plan).map((d) => JSON.stringify(d)).join("\n---\n"));
+      if (!r.ok) throw new Error(`cannot apply the spec's namespaces and pods: ${r.out}`);
+      progress(`applied ${plan.namespaces.length} namespace(s) and ${plan.pods.length} pod(s)`);
+    }
   }
 
   for (const pod of plan.pods) {
     made(pod.netns);
     const result = runtimeFor(plan, pod.node, tools.cniBinDir).add({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
     const ips = ((result.ips ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);
-    state.podIps[pod.name] = ips;
+    state.podIps[podKey(pod)] = ips;
+    if (pod.ports && pod.ports.length > 0) {
+      const list = (proto: string): string => pod.ports!.filter((x) => x.protocol === proto).map((x) => x.port).join(",");
+      const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP")],
+        path.join(nodeDir(plan.name, pod.node), `probe-${pod.namespace}-${pod.name}.log`));
+      state.pids.push({ what: `probe ${podKey(pod)}`, pid });
+    }
     writeState(state);
-    say(`pod ${pod.namespace}/${pod.name} on ${pod.node}: ${ips.join(", ")}`);
+    say(`pod ${pod.namespace}/${pod.name} on ${pod.node}: ${ips.join(", ")}${pod.ports?.length ? ` (serving ${pod.ports.map((x) => `${x.port}/${x.protocol}`).join(", ")})` : ""}`);
   }
   if (agents) {
     await waitFor("every agent to see every other node", 30_000, () => (converged(state, tools.trellisBin) ? true : undefined));
@@ -275,7 +294,7 @@ export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, 
       progress(`stopped ${p.what} (pid ${p.pid})`);
     }
     for (const pod of state.plan.pods) {
-      if (!netnsExists(pod.netns) && !state.podIps[pod.name]) continue;
+      if (!netnsExists(pod.netns) && !state.podIps[podKey(pod)]) continue;
       try {
         runtimeFor(state.plan, pod.node, tools.cniBinDir).del({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
       } catch (e) {
@@ -331,8 +350,8 @@ export function labStatus(name: string): LabStatus {
       };
     }),
     pods: state.plan.pods
-      .filter((p) => state.podIps[p.name])
-      .map((p) => ({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: state.podIps[p.name]![0] ?? "", ifname: p.ifname })),
+      .filter((p) => state.podIps[podKey(p)])
+      .map((p) => ({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: state.podIps[podKey(p)]![0] ?? "", ifname: p.ifname })),
   };
 }
 
@@ -349,8 +368,12 @@ export type Verdict = "ok" | "FAIL" | "blocked" | "UNEXPECTED";
 export interface CheckCell {
   from: string;
   to: string;
+  /** "ICMP", or "80/TCP" for a declared port. */
+  probe: string;
   expected: boolean;
   reached: boolean;
+  /** Why it is expected or not (topology, or the policy verdict from explain). */
+  why: string;
 }
 
 export interface CheckReport {
@@ -363,36 +386,84 @@ export interface CheckReport {
 
 export const OUTSIDE = "outside";
 
-/** Probes every ordered pod pair and pod -> outside (ICMP) and compares with expectations. */
-export async function labCheck(name: string, parallel = 16): Promise<CheckReport> {
+/** The policy model as `policy explain` sees it (read inside the lab, where its datastore is). */
+function labPolicyModel(state: LabState, trellisBin: string): PolicyModel | undefined {
+  if (!state.datastoreUrl) return undefined;
+  const r = trellisIn(state.plan.controlNetns, trellisBin, ["--datastore", state.datastoreUrl, "policy", "model"]);
+  if (!r.ok) throw new Error(`cannot read the lab's policy model: ${r.out}`);
+  return JSON.parse(r.out) as PolicyModel;
+}
+
+/**
+ * Probes every ordered pod pair on every port the destination declares (ICMP when it declares
+ * none) and each pod -> outside, and compares with what should happen: the topology (host-gw
+ * across segments, NAT) and the policy verdict computed by the same evaluator as `explain`.
+ */
+export async function labCheck(name: string, trellisBin: string, parallel = 8): Promise<CheckReport> {
   const state = readState(name);
   if (!state) throw new Error(`no lab named ${name}`);
   const plan = state.plan;
-  const pods = plan.pods.filter((p) => state.podIps[p.name]?.length);
-  const jobs: Array<{ from: LabPod; to: string; ip: string; expected: boolean }> = [];
+  const pods = plan.pods.filter((p) => state.podIps[podKey(p)]?.length);
+  const model = labPolicyModel(state, trellisBin);
+  const idx = model ? new PolicyIndex(model) : undefined;
+  type Job = { from: LabPod; to: string; target: ProbeTarget; topo: boolean; topoWhy: string };
+  const perSource = new Map<LabPod, Job[]>();
   for (const from of pods) {
-    for (const to of pods) if (from !== to) jobs.push({ from, to: to.name, ip: state.podIps[to.name]![0]!, expected: expectReachable(plan, from, to) });
-    jobs.push({ from, to: OUTSIDE, ip: plan.outsideIp, expected: expectOutside(plan) });
+    const jobs: Job[] = [];
+    for (const to of pods) {
+      if (to === from) continue;
+      const ip = state.podIps[podKey(to)]![0]!;
+      const topo = expectReachable(plan, from, to);
+      const topoWhy = topo ? "" : plan.backend === "none" ? "no agents: pods reach only their own node" : "host-gw cannot cross segments";
+      const declared = to.ports ?? [];
+      if (declared.length === 0) jobs.push({ from, to: podKey(to), target: { ip, protocol: "ICMP" }, topo, topoWhy });
+      for (const port of declared) jobs.push({ from, to: podKey(to), target: { ip, port: port.port, protocol: port.protocol }, topo, topoWhy });
+    }
+    jobs.push({ from, to: OUTSIDE, target: { ip: plan.outsideIp, protocol: "ICMP" }, topo: expectOutside(plan), topoWhy: "outside is reachable only through NAT" });
+    perSource.set(from, jobs);
   }
-  const cells: CheckCell[] = new Array(jobs.length);
+  const cells: CheckCell[] = [];
+  const sources = [...perSource.keys()];
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      const j = jobs[i]!;
-      // Unreachable pairs cost the whole timeout; pairs that must connect get two retries.
-      let reached = await pingFrom(j.from.netns, j.ip, 1);
-      for (let t = 0; !reached && j.expected && t < 2; t++) reached = await pingFrom(j.from.netns, j.ip, 1);
-      cells[i] = { from: j.from.name, to: j.to, expected: j.expected, reached };
+    while (next < sources.length) {
+      const from = sources[next++]!;
+      const jobs = perSource.get(from)!;
+      const results = await probeFrom(from.netns, trellisBin, jobs.map((j) => j.target));
+      jobs.forEach((j, i) => {
+        let expected = j.topo;
+        let why = j.topoWhy;
+        if (expected && idx) {
+          const v = evaluate(idx, { src: state.podIps[podKey(from)]![0]!, dst: j.target.ip, protocol: j.target.protocol as Protocol, port: j.target.port ?? 0 });
+          expected = v.allowed;
+          why = [v.egress && `egress: ${v.egress.reason}`, v.ingress && `ingress: ${v.ingress.reason}`].filter(Boolean).join("; ");
+        }
+        cells.push({
+          from: podKey(from), to: j.to, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
+          expected, reached: results[i]?.reached ?? false, why,
+        });
+      });
     }
   };
-  await Promise.all(Array.from({ length: Math.min(parallel, jobs.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(parallel, sources.length) }, worker));
+  const order = new Map(pods.map((p, i) => [podKey(p), i]));
+  cells.sort((a, b) => (order.get(a.from)! - order.get(b.from)!) || ((order.get(a.to) ?? 1e9) - (order.get(b.to) ?? 1e9)) || a.probe.localeCompare(b.probe));
   return {
-    pods: pods.map((p) => p.name),
-    targets: [...pods.map((p) => p.name), OUTSIDE],
+    pods: pods.map(podKey),
+    targets: [...pods.map(podKey), OUTSIDE],
     cells,
     passed: cells.every((c) => c.expected === c.reached),
   };
+}
+
+/** One prober process inside the source pod probes all its targets concurrently. */
+async function probeFrom(netns: string, trellisBin: string, targets: ProbeTarget[]): Promise<Array<{ reached: boolean }>> {
+  try {
+    const r = await runAsync(trellisBin, ["probe", "connect", "--targets", JSON.stringify(targets)], { netns: netnsPath(netns) });
+    return JSON.parse(r.stdout) as Array<{ reached: boolean }>;
+  } catch {
+    return targets.map(() => ({ reached: false }));
+  }
 }
 
 export function verdict(c: CheckCell): Verdict {

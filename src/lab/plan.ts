@@ -21,6 +21,23 @@ export type LabBackend = (typeof LAB_BACKENDS)[number];
 export const LAB_DATASTORES = ["embedded", "etcd"] as const;
 export type LabDatastore = (typeof LAB_DATASTORES)[number];
 
+/** A lab described in YAML (`lab up --spec FILE`): nodes, namespaces, and pods with labels and ports. */
+export interface LabSpec {
+  nodes?: number;
+  segments?: number;
+  backend?: LabBackend;
+  mode?: Mode;
+  datastore?: LabDatastore;
+  namespaces?: Array<{ name: string; labels?: Record<string, string> }>;
+  pods: Array<{ name: string; namespace?: string; node: string; labels?: Record<string, string>; ports?: LabPort[] }>;
+}
+
+export interface LabPort {
+  name?: string;
+  port: number;
+  protocol: "TCP" | "UDP" | "SCTP";
+}
+
 export interface LabOptions {
   name: string;
   nodes: number;
@@ -34,6 +51,8 @@ export interface LabOptions {
   /** Pod network and node block length given to `network init` (with agents). */
   podNetwork?: string;
   subnetLen?: number;
+  /** Pods (with namespaces, labels, ports) instead of podsPerNode anonymous pods. */
+  spec?: LabSpec;
 }
 
 export interface LabNode {
@@ -55,6 +74,8 @@ export interface LabPod {
   netns: string;
   containerId: string;
   ifname: string;
+  labels?: Record<string, string>;
+  ports?: LabPort[];
 }
 
 export interface LabSegment {
@@ -81,6 +102,7 @@ export interface LabPlan {
   subnetLen: number;
   nodes: LabNode[];
   pods: LabPod[];
+  namespaces: Array<{ name: string; labels: Record<string, string> }>;
 }
 
 export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
@@ -132,7 +154,7 @@ export function planLab(o: LabOptions): LabPlan {
     const node: LabNode = { name, netns: `${prefix}${name}`, ip: `10.99.${segment}.${10 + i}/24`, segment, switchPort: `port${i}` };
     if (backend === "none") node.podCidr = `10.244.${i}.0/24`;
     nodes.push(node);
-    for (let j = 1; j <= o.podsPerNode; j++) {
+    for (let j = 1; !o.spec && j <= o.podsPerNode; j++) {
       pods.push({
         name: `${name}-pod${j}`,
         namespace: "default",
@@ -143,7 +165,32 @@ export function planLab(o: LabOptions): LabPlan {
       });
     }
   }
+  if (o.spec) {
+    const perNode = new Map<string, number>();
+    o.spec.pods.forEach((p, i) => {
+      const node = nodes.find((n) => n.name === p.node);
+      if (!node) throw invalid(`spec pods[${i}].node`, p.node, `no such node (the lab has ${nodes.map((n) => n.name).join(", ")})`);
+      const ns = p.namespace ?? "default";
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(p.name) || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
+        throw invalid(`spec pods[${i}]`, `${ns}/${p.name}`, "namespace and name must be lower-case DNS labels");
+      }
+      if (pods.some((x) => x.namespace === ns && x.name === p.name)) throw invalid(`spec pods[${i}]`, `${ns}/${p.name}`, "appears twice");
+      for (const [k, port] of (p.ports ?? []).entries()) {
+        if (!Number.isInteger(port.port) || port.port < 1 || port.port > 65535) throw invalid(`spec pods[${i}].ports[${k}].port`, port.port, "must be 1..65535");
+        if (!["TCP", "UDP", "SCTP"].includes(port.protocol)) throw invalid(`spec pods[${i}].ports[${k}].protocol`, port.protocol, "must be TCP, UDP or SCTP");
+      }
+      const j = (perNode.get(node.name) ?? 0) + 1;
+      perNode.set(node.name, j);
+      pods.push({
+        name: p.name, namespace: ns, node: node.name, netns: `${prefix}${node.name}-p${j}`, containerId: `lab-${o.name}-${ns}-${p.name}`,
+        ifname: "eth0", labels: p.labels ?? {}, ports: p.ports ?? [],
+      });
+    });
+  }
+  const namespaces = (o.spec?.namespaces ?? []).map((n) => ({ name: n.name, labels: n.labels ?? {} }));
+  for (const p of pods) if (!namespaces.some((n) => n.name === p.namespace)) namespaces.push({ name: p.namespace, labels: {} });
   return {
+    namespaces,
     name: o.name,
     mode: o.mode,
     backend,
@@ -192,3 +239,17 @@ export function expectOutside(plan: LabPlan): boolean {
 }
 
 export type { BackendType };
+
+/** The Namespace and Pod objects a spec lab applies (what the Kubernetes API would hold). */
+export function labObjects(plan: LabPlan): Array<Record<string, unknown>> {
+  const docs: Array<Record<string, unknown>> = plan.namespaces.map((n) => ({
+    apiVersion: "v1", kind: "Namespace", metadata: { name: n.name, labels: n.labels },
+  }));
+  for (const p of plan.pods) {
+    docs.push({
+      apiVersion: "v1", kind: "Pod", metadata: { name: p.name, namespace: p.namespace, labels: p.labels ?? {} },
+      spec: { containers: [{ name: "app", ports: (p.ports ?? []).map((x) => ({ ...(x.name ? { name: x.name } : {}), containerPort: x.port, protocol: x.protocol })) }] },
+    });
+  }
+  return docs;
+}

@@ -24,7 +24,8 @@ import {
 export interface Packet {
   src: string;
   dst: string;
-  protocol: Protocol;
+  /** ICMP matches only rules without ports, as in Kubernetes. */
+  protocol: Protocol | "ICMP";
   port: number;
 }
 
