@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  etcdControl, labCheck, labDown, labStatus, labUp, listLabs, readState, saveState, startAgent, stopAgent, verdict, type CheckReport, type LabTools,
+  etcdControl, labCheck, labDown, labPodAdd, labPodDelete, labStatus, labUp, listLabs, readState, saveState, startAgent, stopAgent, verdict, type CheckReport, type LabTools,
 } from "../lab/lab.js";
 import { processAlive } from "../kernel/netns.js";
 import { parseLabSpec } from "../lab/spec.js";
@@ -182,6 +182,41 @@ export function labCommand(): Command {
         }
       });
   }
+
+  const pod = lab.command("pod").description("add or remove a pod in a running lab (as a runtime would)");
+  pod.command("add")
+    .requiredOption("--name <name>", "lab name")
+    .requiredOption("--pod <ns/name>", "pod namespace/name")
+    .requiredOption("--node <node>", "node to run it on")
+    .option("--labels <k=v,...>", "pod labels", "")
+    .option("--ports <port/proto,...>", "ports it declares and serves, e.g. http:80/TCP,53/UDP", "")
+    .addOption(cniDir)
+    .action((o: { name: string; pod: string; node: string; labels: string; ports: string; cniBinDir?: string }) => {
+      requireRoot();
+      const [ns, podName] = o.pod.includes("/") ? o.pod.split("/", 2) : ["default", o.pod];
+      const labels = Object.fromEntries(o.labels.split(",").filter(Boolean).map((kv) => {
+        const [k, v] = kv.split("=");
+        if (!k || v === undefined) throw new Error(`--labels "${kv}": use key=value`);
+        return [k, v];
+      }));
+      const ports = o.ports.split(",").filter(Boolean).map((t) => {
+        const m = /^(?:([a-z0-9-]+):)?(\d+)(?:\/(TCP|UDP|SCTP))?$/i.exec(t);
+        if (!m) throw new Error(`--ports "${t}": use [name:]port[/TCP|UDP|SCTP]`);
+        return { ...(m[1] ? { name: m[1] } : {}), port: Number(m[2]), protocol: (m[3] ?? "TCP").toUpperCase() as "TCP" | "UDP" | "SCTP" };
+      });
+      const r = labPodAdd(o.name, { namespace: ns!, name: podName!, node: o.node, labels, ports }, tools(o.cniBinDir));
+      process.stdout.write(JSON.stringify({ pod: `${ns}/${podName}`, node: o.node, netns: r.pod.netns, ips: r.ips }) + "\n");
+    });
+  pod.command("delete")
+    .requiredOption("--name <name>", "lab name")
+    .requiredOption("--pod <ns/name>", "pod namespace/name")
+    .addOption(cniDir)
+    .action(async (o: { name: string; pod: string; cniBinDir?: string }) => {
+      requireRoot();
+      const [ns, podName] = o.pod.includes("/") ? o.pod.split("/", 2) : ["default", o.pod];
+      await labPodDelete(o.name, { namespace: ns!, name: podName! }, tools(o.cniBinDir));
+      progress(`pod ${ns}/${podName} deleted`);
+    });
 
   const etcd = lab.command("etcd").description("stop or start the lab's etcd (datastore outage tests)");
   for (const action of ["stop", "start"] as const) {

@@ -183,16 +183,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
 
   for (const pod of plan.pods) {
     made(pod.netns);
-    const result = runtimeFor(plan, pod.node, tools.cniBinDir).add({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
-    const ips = ((result.ips ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);
-    state.podIps[podKey(pod)] = ips;
-    if (pod.ports && pod.ports.length > 0) {
-      const list = (proto: string): string => pod.ports!.filter((x) => x.protocol === proto).map((x) => x.port).join(",");
-      const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP")],
-        path.join(nodeDir(plan.name, pod.node), `probe-${pod.namespace}-${pod.name}.log`));
-      state.pids.push({ what: `probe ${podKey(pod)}`, pid });
-    }
-    writeState(state);
+    const ips = attachPod(state, pod, tools);
     say(`pod ${pod.namespace}/${pod.name} on ${pod.node}: ${ips.join(", ")}${pod.ports?.length ? ` (serving ${pod.ports.map((x) => `${x.port}/${x.protocol}`).join(", ")})` : ""}`);
   }
   if (agents) {
@@ -200,6 +191,70 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     progress("all agents see all nodes");
   }
   return state;
+}
+
+/** CNI ADD for a pod whose namespace exists, then its probe servers; returns its addresses. */
+function attachPod(state: LabState, pod: LabPod, tools: LabTools): string[] {
+  const plan = state.plan;
+  const result = runtimeFor(plan, pod.node, tools.cniBinDir).add({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
+  const ips = ((result.ips ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);
+  state.podIps[podKey(pod)] = ips;
+  if (pod.ports && pod.ports.length > 0) {
+    const list = (proto: string): string => pod.ports!.filter((x) => x.protocol === proto).map((x) => x.port).join(",");
+    const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP")],
+      path.join(nodeDir(plan.name, pod.node), `probe-${pod.namespace}-${pod.name}.log`));
+    state.pids.push({ what: `probe ${podKey(pod)}`, pid });
+  }
+  writeState(state);
+  return ips;
+}
+
+/**
+ * Adds a pod to a running lab, as a runtime would: the Pod object first (when it has labels or
+ * ports, like the API server holding it before the kubelet runs it), then the namespace and CNI ADD.
+ */
+export function labPodAdd(name: string, pod: { namespace: string; name: string; node: string; labels?: Record<string, string>; ports?: LabPod["ports"] },
+  tools: LabTools): { pod: LabPod; ips: string[] } {
+  const state = readState(name);
+  if (!state) throw new Error(`no lab named ${name}`);
+  const plan = state.plan;
+  if (!plan.nodes.some((n) => n.name === pod.node)) throw new Error(`lab ${name} has no node ${pod.node}`);
+  if (plan.pods.some((p) => p.namespace === pod.namespace && p.name === pod.name)) throw new Error(`pod ${pod.namespace}/${pod.name} already exists`);
+  const used = new Set(plan.pods.map((p) => p.netns));
+  let j = 1;
+  while (used.has(`${labNetnsPrefix(name)}${pod.node}-p${j}`)) j++;
+  const p: LabPod = {
+    name: pod.name, namespace: pod.namespace, node: pod.node, netns: `${labNetnsPrefix(name)}${pod.node}-p${j}`,
+    containerId: `lab-${name}-${pod.namespace}-${pod.name}`, ifname: "eth0", labels: pod.labels ?? {}, ports: pod.ports ?? [],
+  };
+  if (state.datastoreUrl) {
+    const objs = labObjects({ ...plan, pods: [p], namespaces: plan.namespaces.some((n) => n.name === p.namespace) ? [] : [{ name: p.namespace, labels: {} }] });
+    const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl, "apply", "-f", "-"], objs.map((d) => JSON.stringify(d)).join("\n---\n"));
+    if (!r.ok) throw new Error(`cannot apply pod ${pod.namespace}/${pod.name}: ${r.out}`);
+  }
+  if (!plan.namespaces.some((n) => n.name === p.namespace)) plan.namespaces.push({ name: p.namespace, labels: {} });
+  plan.pods.push(p);
+  createNetns(p.netns);
+  state.netns.push(p.netns);
+  writeState(state);
+  return { pod: p, ips: attachPod(state, p, tools) };
+}
+
+/** CNI DEL of a lab pod, then its namespace and probe server go. */
+export async function labPodDelete(name: string, ref: { namespace: string; name: string }, tools: Pick<LabTools, "cniBinDir">): Promise<void> {
+  const state = readState(name);
+  if (!state) throw new Error(`no lab named ${name}`);
+  const pod = state.plan.pods.find((p) => p.namespace === ref.namespace && p.name === ref.name);
+  if (!pod) throw new Error(`lab ${name} has no pod ${ref.namespace}/${ref.name}`);
+  const probe = state.pids.find((x) => x.what === `probe ${podKey(pod)}`);
+  if (probe) await stopProcess(probe.pid);
+  runtimeFor(state.plan, pod.node, tools.cniBinDir).del({ containerId: pod.containerId, netns: pod.netns, ifname: pod.ifname, args: podArgs(pod) });
+  deleteNetns(pod.netns);
+  state.plan.pods = state.plan.pods.filter((p) => p !== pod);
+  state.pids = state.pids.filter((x) => x !== probe);
+  state.netns = state.netns.filter((n) => n !== pod.netns);
+  delete state.podIps[podKey(pod)];
+  writeState(state);
 }
 
 /** A veth from `netns` (named `ifname` there) to a port on segment `seg`'s switch. */
