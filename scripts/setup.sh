@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine (as root) to build, run and test Trellis:
-# installs the system tools Trellis drives when they are missing, the npm dependencies, and builds.
+# installs the system tools Trellis drives when they are missing (iproute2, nftables, etcd for the
+# multi-host datastore tests, iperf3 for the benchmarks, the reference CNI plugins the tests compare
+# with), the npm dependencies, and builds.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,9 @@ packages=(
   "util-linux:nsenter"
   "procps:sysctl"
   "iputils-ping:ping"
+  "nftables:nft"
+  "etcd-server:etcd"
+  "iperf3:iperf3"
   "containernetworking-plugins:/usr/lib/cni/host-local"
 )
 missing=()
