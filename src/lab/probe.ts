@@ -14,6 +14,8 @@ export interface ProbeTarget {
 export interface ProbeResult extends ProbeTarget {
   reached: boolean;
   ms: number;
+  /** TCP: the source address the server saw (shows whether the connection was masqueraded). */
+  seenAs?: string;
 }
 
 const ports = (v: string): number[] => v.split(",").filter(Boolean).map((p) => {
@@ -22,16 +24,27 @@ const ports = (v: string): number[] => v.split(",").filter(Boolean).map((p) => {
   return n;
 });
 
-function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
+/** TCP: reached when the connection opens; the server then says which source address it saw. */
+function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<{ ok: boolean; seenAs?: string }> {
   return new Promise((resolve) => {
     const s = net.connect({ host: t.ip, port: t.port! });
-    const done = (ok: boolean): void => {
+    let connected = false;
+    let data = "";
+    const done = (): void => {
       s.destroy();
-      resolve(ok);
+      const seen = /^trellis (\S+)/.exec(data)?.[1];
+      resolve({ ok: connected, ...(seen ? { seenAs: seen.replace(/^::ffff:/, "") } : {}) });
     };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
+    s.setTimeout(timeoutMs, done);
+    s.once("connect", () => {
+      connected = true;
+    });
+    s.on("data", (d) => {
+      data += d.toString();
+      if (data.includes("\n")) done();
+    });
+    s.once("end", done);
+    s.once("error", done);
   });
 }
 
@@ -40,7 +53,10 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = dgram.createSocket(t.ip.includes(":") ? "udp6" : "udp4");
     const timer = setTimeout(() => finish(false), timeoutMs);
+    let finished = false;
     const finish = (ok: boolean): void => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
       s.close();
       resolve(ok);
@@ -51,7 +67,8 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
     const payload = Buffer.from("trellis-probe");
     let sent = 0;
     const send = (): void => {
-      if (sent++ >= 3) return;
+      // Never on a closed socket: a resend timer firing after the echo came back would throw.
+      if (finished || sent++ >= 3) return;
       s.send(payload, t.port!, t.ip, () => undefined);
       setTimeout(send, timeoutMs / 4).unref();
     };
@@ -70,11 +87,17 @@ function probeIcmp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
 export async function probe(t: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
   const started = Date.now();
   let reached = false;
+  let seenAs: string | undefined;
   for (let attempt = 0; attempt < 2 && !reached; attempt++) {
-    reached = t.protocol === "TCP" ? await probeTcp(t, timeoutMs) : t.protocol === "UDP" ? await probeUdp(t, timeoutMs) : t.protocol === "ICMP"
-      ? await probeIcmp(t, timeoutMs) : false;
+    if (t.protocol === "TCP") {
+      const r = await probeTcp(t, timeoutMs);
+      reached = r.ok;
+      seenAs = r.seenAs;
+    } else {
+      reached = t.protocol === "UDP" ? await probeUdp(t, timeoutMs) : t.protocol === "ICMP" ? await probeIcmp(t, timeoutMs) : false;
+    }
   }
-  return { ...t, reached, ms: Date.now() - started };
+  return { ...t, reached, ms: Date.now() - started, ...(seenAs ? { seenAs } : {}) };
 }
 
 export function probeCommand(): Command {
@@ -85,7 +108,7 @@ export function probeCommand(): Command {
     .option("--udp <ports>", "comma-separated UDP ports", "")
     .action(async (o: { tcp: string; udp: string }) => {
       for (const p of ports(o.tcp)) {
-        net.createServer((s) => s.end("trellis\n")).on("error", (e) => process.stderr.write(`tcp ${p}: ${e.message}\n`)).listen(p, "::");
+        net.createServer((s) => s.end(`trellis ${s.remoteAddress}\n`)).on("error", (e) => process.stderr.write(`tcp ${p}: ${e.message}\n`)).listen(p, "::");
       }
       for (const p of ports(o.udp)) {
         const s = dgram.createSocket({ type: "udp6", ipv6Only: false });
