@@ -31,14 +31,26 @@ const json = async <T>(cmd: string, args: string[]): Promise<T> => {
 };
 
 export class RealDataplaneKernel implements DataplaneKernel {
+  /** Reads everything we own; the reads run concurrently (they are independent processes). */
   async read(): Promise<ActualDataplane> {
     const actual: ActualDataplane = { routes: [], fdb: [], neigh: [], natState: "absent" };
-    let vtep: LinkJson | undefined;
-    try {
-      vtep = (await json<LinkJson[]>("ip", ["-d", "-j", "addr", "show", "dev", VTEP_NAME]))[0];
-    } catch (e) {
-      if (!(e instanceof KernelError && e.notFound)) throw e;
-    }
+    const absentIsEmpty = async <T>(p: Promise<T[]>): Promise<T[]> => {
+      try {
+        return await p;
+      } catch (e) {
+        if (e instanceof KernelError && e.notFound) return [];
+        throw e;
+      }
+    };
+    const [vteps, fdb, neigh, routes, nat] = await Promise.all([
+      absentIsEmpty(json<LinkJson[]>("ip", ["-d", "-j", "addr", "show", "dev", VTEP_NAME])),
+      absentIsEmpty(json<Array<{ mac: string; dst?: string }>>("bridge", ["-j", "fdb", "show", "dev", VTEP_NAME])),
+      absentIsEmpty(json<Array<{ dst: string; lladdr?: string; state?: string[] }>>("ip", ["-j", "-4", "neigh", "show", "dev", VTEP_NAME])),
+      json<Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>>(
+        "ip", ["-j", "-4", "route", "show", "table", "main", "proto", String(AGENT_ROUTE_PROTO)]),
+      this.readNat(),
+    ]);
+    const vtep = vteps[0];
     if (vtep?.linkinfo?.info_kind === "vxlan") {
       const d = vtep.linkinfo.info_data ?? {};
       let dev = d.link ?? "";
@@ -49,19 +61,14 @@ export class RealDataplaneKernel implements DataplaneKernel {
       };
       actual.vtepUp = vtep.flags.includes("UP");
       actual.vtepAddresses = (vtep.addr_info ?? []).filter((a) => a.family === "inet").map((a) => `${a.local}/${a.prefixlen}`);
-      const fdb = await json<Array<{ mac: string; dst?: string }>>("bridge", ["-j", "fdb", "show", "dev", VTEP_NAME]);
       actual.fdb = fdb.filter((f): f is FdbSpec => typeof f.dst === "string" && f.mac !== "00:00:00:00:00:00")
         .map((f) => ({ mac: f.mac, dst: f.dst }));
-      const neigh = await json<Array<{ dst: string; lladdr?: string; state?: string[] }>>("ip", ["-j", "-4", "neigh", "show", "dev", VTEP_NAME]);
       actual.neigh = neigh.filter((n) => n.lladdr && (n.state ?? []).includes("PERMANENT"))
         .map((n): NeighSpec => ({ ip: n.dst, mac: n.lladdr! }));
     }
-    const routes = await json<Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>>(
-      "ip", ["-j", "-4", "route", "show", "table", "main", "proto", String(AGENT_ROUTE_PROTO)]);
     actual.routes = routes.filter((r) => r.gateway).map((r): RouteSpec => ({
       dst: r.dst.includes("/") ? r.dst : `${r.dst}/32`, via: r.gateway!, dev: r.dev, onlink: (r.flags ?? []).includes("onlink"),
     }));
-    const nat = await this.readNat();
     actual.natState = nat.state;
     if (nat.podNetwork) actual.nat = { podNetwork: nat.podNetwork };
     return actual;
