@@ -11,7 +11,7 @@
 //   Named ports on egress become sets of (address . port) of the destination pods.
 //   Each egress chain starts with anti-spoofing: a source address that is not the pod's is dropped.
 import { createHash } from "node:crypto";
-import { formatCidr, parseCidr, parseIp } from "../model/ip.js";
+import { cidrCovers, formatCidr, parseCidr, parseIp } from "../model/ip.js";
 import { k8sSelects, orderedSelects, peerMatches, PolicyIndex, sortedOrdered, type Direction } from "./evaluate.js";
 import { selectorKey } from "./selector.js";
 import { policyId, type Endpoint, type NetworkPolicy, type OrderedRule, type Pod, type PolicyModel, type PolicyPeer, type PolicyPort, type Protocol } from "./model.js";
@@ -102,7 +102,12 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
     if (!sets.has(name)) sets.set(name, { name, family, kind: "interval", elements: [normalizeCidr(b.cidr)] });
     if (!b.except || b.except.length === 0) return { inSet: name };
     const xname = `except${family}_${h(`${b.cidr}|${[...b.except].sort().join(",")}`)}`;
-    if (!sets.has(xname)) sets.set(xname, { name: xname, family, kind: "interval", elements: b.except.map(normalizeCidr).sort() });
+    if (!sets.has(xname)) {
+      // nft refuses overlapping intervals in one set: keep only excepts no other except covers.
+      const all = b.except.map((e) => parseCidr(e)!);
+      const kept = all.filter((x, i) => !all.some((y, j) => cidrCovers(y, x) && (y.prefix < x.prefix || j < i)));
+      sets.set(xname, { name: xname, family, kind: "interval", elements: kept.map((x) => normalizeCidr(formatCidr(x))).sort() });
+    }
     return { inSet: name, exceptSet: xname };
   }
 
@@ -165,8 +170,12 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
             const cp = self.ports.find((p) => p.name === port.port && p.protocol === port.protocol);
             if (cp) out.push({ ...m, dports: [String(cp.containerPort)] });
           } else {
-            // Named port on egress: depends on the destination pod; ipBlock peers cannot have one.
-            if (peer?.ipBlock) continue;
+            // Named port on egress: resolved on the destination pod. For an ipBlock peer, any pod
+            // with that port, and the address must also be in the block.
+            if (peer?.ipBlock) {
+              out.push({ ...m, daddrPortSet: namedPortSet(undefined, policyNs, port.port, port.protocol, family) });
+              continue;
+            }
             const s = namedPortSet(peer, policyNs, port.port, port.protocol, family);
             const { daddrSet: _ignored, ...rest } = m;
             out.push({ ...rest, daddrPortSet: s });

@@ -132,9 +132,13 @@ export const k8sSelects = (p: NetworkPolicy, pod: Pod): boolean => p.namespace =
 
 const typeOf = (d: Direction): "Ingress" | "Egress" => (d === "ingress" ? "Ingress" : "Egress");
 
+/** Plain code-point order: the same everywhere, whatever the locale. */
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Ordered policies by ascending order, then by name (then kind/namespace, to be total). */
 export function sortedOrdered(policies: readonly PolicyModel["policies"][number][]): OrderedPolicy[] {
   return policies.filter((p): p is OrderedPolicy => p.kind !== "NetworkPolicy")
-    .sort((a, b) => a.order - b.order || policyId(a).localeCompare(policyId(b)));
+    .sort((a, b) => a.order - b.order || cmp(a.name, b.name) || cmp(policyId(a), policyId(b)));
 }
 
 /** The verdict for `pod` in one direction; `remoteIp`/`remote` is the other end. */

@@ -16,11 +16,15 @@ export class PolicyError extends Error {
   }
 }
 
-export type Parsed =
+export type Parsed = (
   | { kind: "Namespace"; object: Namespace }
   | { kind: "Pod"; object: Pod }
   | { kind: "NetworkPolicy"; object: NetworkPolicy }
-  | { kind: "TrellisPolicy" | "GlobalTrellisPolicy"; object: OrderedPolicy };
+  | { kind: "TrellisPolicy" | "GlobalTrellisPolicy"; object: OrderedPolicy }
+) & {
+  /** The document as written (stored as is, so what `get` shows is what the user applied). */
+  raw?: Record<string, unknown>;
+};
 
 export const KINDS: Record<string, string> = {
   Namespace: "v1",
@@ -55,16 +59,19 @@ class Ctx {
   }
 }
 
+const isLabelKey = (k: string): boolean => {
+  const name = k.includes("/") ? k.slice(k.indexOf("/") + 1) : k;
+  const prefix = k.includes("/") ? k.slice(0, k.indexOf("/")) : "";
+  return LABEL_NAME.test(name) && name.length <= 63 && (!prefix || (DNS_SUBDOMAIN.test(prefix) && prefix.length <= 253));
+};
+const isLabelValue = (v: unknown): v is string => typeof v === "string" && v.length <= 63 && LABEL_VALUE.test(v);
+
 export function validateLabels(c: Ctx, v: unknown, field: string): Record<string, string> {
   const o = c.obj(v, field, true) ?? {};
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(o)) {
-    const name = k.includes("/") ? k.slice(k.indexOf("/") + 1) : k;
-    const prefix = k.includes("/") ? k.slice(0, k.indexOf("/")) : "";
-    if (!LABEL_NAME.test(name) || name.length > 63 || (prefix && (!DNS_SUBDOMAIN.test(prefix) || prefix.length > 253))) {
-      c.fail(`${field} key`, k, "is not a valid label key");
-    }
-    if (typeof val !== "string" || val.length > 63 || !LABEL_VALUE.test(val)) c.fail(`${field}.${k}`, val, "is not a valid label value");
+    if (!isLabelKey(k)) c.fail(`${field} key`, k, "is not a valid label key");
+    if (!isLabelValue(val)) c.fail(`${field}.${k}`, val, "is not a valid label value");
     out[k] = val;
   }
   return out;
@@ -79,7 +86,7 @@ function validateSelector(c: Ctx, v: unknown, field: string): LabelSelector {
     sel.matchExpressions = exprs.map((e, i): LabelSelectorRequirement => {
       const f = `${field}.matchExpressions[${i}]`;
       const x = c.obj(e, f)!;
-      if (typeof x.key !== "string" || x.key === "") c.fail(`${f}.key`, x.key, "is required");
+      if (typeof x.key !== "string" || !isLabelKey(x.key)) c.fail(`${f}.key`, x.key, "must be a valid label key");
       const op = x.operator;
       if (op !== "In" && op !== "NotIn" && op !== "Exists" && op !== "DoesNotExist") {
         c.fail(`${f}.operator`, op, "must be In, NotIn, Exists or DoesNotExist");
@@ -87,7 +94,7 @@ function validateSelector(c: Ctx, v: unknown, field: string): LabelSelector {
       const values = c.list(x.values, `${f}.values`);
       if ((op === "In" || op === "NotIn") && (!values || values.length === 0)) c.fail(`${f}.values`, x.values, `must be non-empty for ${op}`);
       if ((op === "Exists" || op === "DoesNotExist") && values && values.length > 0) c.fail(`${f}.values`, values, `must be empty for ${op}`);
-      if (values?.some((s) => typeof s !== "string")) c.fail(`${f}.values`, values, "must be strings");
+      values?.forEach((s, j) => isLabelValue(s) || c.fail(`${f}.values[${j}]`, s, "is not a valid label value"));
       return { key: x.key as string, operator: op, ...(values ? { values: values as string[] } : {}) };
     });
   }
@@ -163,6 +170,8 @@ function meta(doc: Obj, kind: string, namespaced: boolean): { name: string; name
   const label = `${kind} ${namespaced ? `${String(nsRaw)}/` : ""}${String(name ?? "?")}`;
   const c = new Ctx(label);
   if (typeof name !== "string" || !DNS_SUBDOMAIN.test(name) || name.length > 253) c.fail("metadata.name", name, "must be a lower-case DNS name");
+  // A namespace name is a DNS label (pods refer to it in metadata.namespace).
+  if (kind === "Namespace" && (!DNS_LABEL.test(name as string) || (name as string).length > 63)) c.fail("metadata.name", name, "must be a lower-case DNS label");
   if (namespaced && (typeof nsRaw !== "string" || !DNS_LABEL.test(nsRaw) || nsRaw.length > 63)) {
     c.fail("metadata.namespace", nsRaw, "must be a lower-case DNS label");
   }
@@ -172,8 +181,8 @@ function meta(doc: Obj, kind: string, namespaced: boolean): { name: string; name
 
 function policyTypes(c: Ctx, spec: Obj, hasEgress: boolean): Array<"Ingress" | "Egress"> {
   const list = c.list(spec.policyTypes, "spec.policyTypes");
-  if (!list) return hasEgress ? ["Ingress", "Egress"] : ["Ingress"];
-  if (list.length === 0) c.fail("spec.policyTypes", list, "must not be empty");
+  // Kubernetes defaults an absent or empty list: Ingress, plus Egress when there are egress rules.
+  if (!list || list.length === 0) return hasEgress ? ["Ingress", "Egress"] : ["Ingress"];
   const out: Array<"Ingress" | "Egress"> = [];
   for (const t of list) {
     if (t !== "Ingress" && t !== "Egress") c.fail("spec.policyTypes", t, "must be Ingress or Egress");
@@ -230,7 +239,7 @@ function parseOne(doc: Obj): Parsed {
       const np: NetworkPolicy = {
         kind, namespace: m.namespace, name: m.name,
         podSelector: validateSelector(m.c, spec.podSelector, "spec.podSelector"),
-        policyTypes: policyTypes(m.c, spec, spec.egress !== undefined),
+        policyTypes: policyTypes(m.c, spec, Array.isArray(spec.egress) && spec.egress.length > 0),
         ingress: rules("ingress", "from"),
         egress: rules("egress", "to"),
       };
@@ -253,7 +262,7 @@ function parseOne(doc: Obj): Parsed {
       const op: OrderedPolicy = {
         kind, name: m.name, order: order as number,
         podSelector: spec.podSelector === undefined ? {} : validateSelector(m.c, spec.podSelector, "spec.podSelector"),
-        policyTypes: policyTypes(m.c, spec, spec.egress !== undefined),
+        policyTypes: policyTypes(m.c, spec, Array.isArray(spec.egress) && spec.egress.length > 0),
         ingress: rules("ingress", "from"),
         egress: rules("egress", "to"),
       };
@@ -280,7 +289,7 @@ export function parseDocuments(text: string, source = "input"): Parsed[] {
   }
   return docs.map((d, i) => {
     if (!isObj(d)) throw new PolicyError(`${source} document ${i + 1}`, "document", d, "must be an object");
-    return parseOne(d);
+    return { ...parseOne(d), raw: d };
   });
 }
 
