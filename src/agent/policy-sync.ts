@@ -14,7 +14,7 @@ import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicyApplier } from "../policy/applier.js";
 import { compilePolicy } from "../policy/compile.js";
 import type { Endpoint, PolicyModel } from "../policy/model.js";
-import { ENDPOINT_PREFIX, endpointKey, modelFromObjects, OBJECT_PREFIXES, parseEndpoint } from "../policy/store-model.js";
+import { ENDPOINT_PREFIX, endpointKey, modelFromObjects, OBJECT_PREFIXES, parseEndpoint, type ParseCache } from "../policy/store-model.js";
 
 export { endpointFileName } from "./endpoint-file.js";
 
@@ -150,13 +150,16 @@ export class PolicySync {
     // This node's own endpoints come from the spool (authoritative, and faster than a round trip).
     const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
     const kvs = [...this.objects.values()].filter((kv) => !kv.key.startsWith(mine));
-    const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why));
+    const keys = new Set(kvs.map((kv) => kv.key));
+    for (const k of this.parsed.keys()) if (!keys.has(k)) this.parsed.delete(k);
+    const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why), this.parsed);
     model.endpoints.push(...this.local.values());
     model.nodes = [{ name: this.o.node, ips: this.o.nodeIps() }];
     return model;
   }
 
   private readonly reported = new Map<string, string>();
+  private readonly parsed: ParseCache = new Map();
 
   private invalid(key: string, why: string): void {
     if (this.reported.get(key) === why) return;

@@ -277,9 +277,24 @@ function parseOne(doc: Obj): Parsed {
   throw new PolicyError("document", "kind", kind, "unsupported");
 }
 
+/** Validates one object already decoded (e.g. a stored JSON value): the fast path for the agent. */
+export function parseObject(doc: unknown, source = "input"): Parsed {
+  if (!isObj(doc)) throw new PolicyError(source, "document", doc, "must be an object");
+  return { ...parseOne(doc), raw: doc };
+}
+
 /** Parses every document of a YAML or JSON text (`---` separated, or a `kind: List`). */
 export function parseDocuments(text: string, source = "input"): Parsed[] {
   const docs: unknown[] = [];
+  // One JSON object (what the datastore holds) needs no YAML parser, which is far slower.
+  if (text.startsWith("{")) {
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (isObj(v) && v.kind !== "List") return [parseObject(v, source)];
+    } catch {
+      // not JSON after all: the YAML parser reports it
+    }
+  }
   for (const d of parseAllDocuments(text)) {
     if (d.errors.length > 0) throw new PolicyError(source, "YAML", d.errors[0]!.message.split("\n")[0], "cannot be parsed");
     const v = d.toJS() as unknown;

@@ -82,13 +82,18 @@ function baseChains(): string[] {
   ];
 }
 
-/** A script that replaces the whole table atomically (nothing is ever half-applied). */
-export function renderRuleset(r: Ruleset): string {
+/**
+ * A script that replaces the whole table atomically (nothing is ever half-applied). With a
+ * `generation`, the table carries it in the one-element set `generation`, which lets the agent
+ * check cheaply that the table is still the one it wrote before sending a delta.
+ */
+export function renderRuleset(r: Ruleset, generation?: number): string {
   const ifs = Object.keys(r.egressMap).sort();
   const lines = [
     `table inet ${POLICY_TABLE}`,
     `delete table inet ${POLICY_TABLE}`,
     `table inet ${POLICY_TABLE} {`,
+    ...(generation !== undefined ? [`  set generation { type mark; elements = { ${generation >>> 0} } }`] : []),
     ...r.sets.map(renderSet),
     `  set endpoints { type ifname;${ifs.length ? ` elements = { ${ifs.map(q).join(", ")} }` : ""} }`,
     `  map egress { type ifname : verdict;${mapElements(r.egressMap)} }`,

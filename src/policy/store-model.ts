@@ -25,8 +25,12 @@ export function parseEndpoint(text: string): Endpoint | undefined {
   }
 }
 
+/** Parsed objects by key and value, so that a recompute only parses what changed. */
+export type ParseCache = Map<string, { value: string; parsed: ReturnType<typeof parseDocuments> | Error }>;
+
 /** Builds the model; objects that no longer validate are reported through `invalid` and skipped. */
-export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void): PolicyModel {
+export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void,
+  cache?: ParseCache): PolicyModel {
   const model: PolicyModel = { namespaces: [], pods: [], endpoints: [], policies: [] };
   const namespaces: Namespace[] = model.namespaces;
   const pods: Pod[] = model.pods;
@@ -38,14 +42,23 @@ export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, 
       else invalid(key, "not an endpoint record");
       continue;
     }
-    try {
-      for (const p of parseDocuments(value, key)) {
-        if (p.kind === "Namespace") namespaces.push(p.object);
-        else if (p.kind === "Pod") pods.push(p.object);
-        else policies.push(p.object);
+    let parsed = cache?.get(key)?.value === value ? cache.get(key)!.parsed : undefined;
+    if (!parsed) {
+      try {
+        parsed = parseDocuments(value, key);
+      } catch (e) {
+        parsed = e as Error;
       }
-    } catch (e) {
-      invalid(key, (e as Error).message);
+      cache?.set(key, { value, parsed });
+    }
+    if (parsed instanceof Error) {
+      invalid(key, parsed.message);
+      continue;
+    }
+    for (const p of parsed) {
+      if (p.kind === "Namespace") namespaces.push(p.object);
+      else if (p.kind === "Pod") pods.push(p.object);
+      else policies.push(p.object);
     }
   }
   return model;
