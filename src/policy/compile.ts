@@ -12,6 +12,7 @@
 //   Each egress chain starts with anti-spoofing: a source address that is not the pod's is dropped.
 import { createHash } from "node:crypto";
 import { cidrCovers, formatCidr, parseCidr, parseIp } from "../model/ip.js";
+import { boxElement, disjointBoxes, fullRange, intervalElement, mergeIntervals, subtract, type Box, type Interval } from "./flatten.js";
 import { k8sSelects, orderedSelects, peerMatches, PolicyIndex, sortedOrdered, type Direction } from "./evaluate.js";
 import { selectorKey } from "./selector.js";
 import { policyId, type Endpoint, type NetworkPolicy, type OrderedRule, type Pod, type PolicyModel, type PolicyPeer, type PolicyPort, type Protocol } from "./model.js";
@@ -24,7 +25,7 @@ export type Family = 4 | 6;
 export interface NftSet {
   name: string;
   family: Family;
-  kind: "addr" | "interval" | "addr-port";
+  kind: "addr" | "interval" | "addr-port" | "addr-proto-port";
   elements: string[];
 }
 
@@ -42,6 +43,8 @@ export interface Match {
   saddrNot?: string[];
   /** Destination (address . port) in set, with the protocol. */
   daddrPortSet?: string;
+  /** (remote address . protocol . destination port) in an interval set: the flattened Kubernetes tier. */
+  addrProtoPortSet?: { set: string; side: "saddr" | "daddr" };
   protocol?: Protocol;
   /** Destination ports: single ports or ranges "a-b". */
   dports?: string[];
@@ -186,6 +189,61 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
     return out;
   }
 
+  /** Remote addresses a peer stands for, as intervals of one family. */
+  function peerIntervals(peer: PolicyPeer | undefined, policyNs: string, family: Family): Interval[] {
+    if (!peer) return [fullRange(family)];
+    if (peer.ipBlock) {
+      const c = parseCidr(peer.ipBlock.cidr)!;
+      if (c.family !== family) return [];
+      const iv = (x: NonNullable<ReturnType<typeof parseCidr>>): Interval => ({ lo: x.network, hi: x.network + (1n << BigInt((family === 4 ? 32 : 128) - x.prefix)) - 1n });
+      return subtract(iv(c), (peer.ipBlock.except ?? []).map((e) => parseCidr(e)!).filter((x) => x.family === family).map(iv));
+    }
+    return podsWithIps.filter((x) => peerMatches(idx, peer, policyNs, x.ep.ips[0]!, x.pod))
+      .flatMap((x) => x.ep.ips.map((ip) => parseIp(ip.split("/")[0]!)!)).filter((ip) => ip.family === family)
+      .map((ip) => ({ lo: ip.value, hi: ip.value }));
+  }
+
+  /** What the selecting NetworkPolicies allow for `pod` in one direction and family. */
+  function allowedSpace(dir: Direction, self: Pod, selecting: NetworkPolicy[], family: Family): { any: Interval[]; boxes: Box[] } {
+    const any: Interval[] = [];
+    const boxes: Box[] = [];
+    for (const p of selecting) {
+      for (const rule of dir === "ingress" ? p.ingress : p.egress) {
+        const peers: Array<PolicyPeer | undefined> = rule.peers && rule.peers.length > 0 ? rule.peers : [undefined];
+        for (const peer of peers) {
+          const addrs = peerIntervals(peer, p.namespace, family);
+          if (addrs.length === 0) continue;
+          if (!rule.ports || rule.ports.length === 0) {
+            any.push(...addrs);
+            continue;
+          }
+          for (const port of rule.ports) {
+            if (port.port === undefined || typeof port.port === "number") {
+              const range: Interval = port.port === undefined ? { lo: 0n, hi: 65535n } : { lo: BigInt(port.port), hi: BigInt(port.endPort ?? port.port) };
+              for (const a of addrs) boxes.push({ addr: a, protocol: port.protocol, port: range });
+            } else if (dir === "ingress") {
+              // Named port on ingress: resolved on this pod, the destination.
+              const cp = self.ports.find((x) => x.name === port.port && x.protocol === port.protocol);
+              if (cp) for (const a of addrs) boxes.push({ addr: a, protocol: port.protocol, port: { lo: BigInt(cp.containerPort), hi: BigInt(cp.containerPort) } });
+            } else {
+              // Named port on egress: resolved on each destination pod among the peer's addresses.
+              for (const x of podsWithIps) {
+                const cp = x.pod!.ports.find((q) => q.name === port.port && q.protocol === port.protocol);
+                if (!cp) continue;
+                for (const ip of x.ep.ips) {
+                  const v = parseIp(ip.split("/")[0]!)!;
+                  if (v.family !== family || !addrs.some((a) => v.value >= a.lo && v.value <= a.hi)) continue;
+                  boxes.push({ addr: { lo: v.value, hi: v.value }, protocol: port.protocol, port: { lo: BigInt(cp.containerPort), hi: BigInt(cp.containerPort) } });
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    return { any, boxes };
+  }
+
   function directionChain(ep: Endpoint, pod: Pod, dir: Direction): Chain {
     const id = h(`${ep.containerId}/${ep.ifname}`);
     const name = `${dir === "egress" ? "out" : "in"}_${id}`;
@@ -220,12 +278,18 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
     if (selecting.length === 0) {
       k8s.push({ match: {}, verdict: "return", comment: "not isolated" });
     } else {
-      for (const p of selecting) {
-        (dir === "ingress" ? p.ingress : p.egress).forEach((r, i) => {
-          for (const m of ruleMatches(dir, pod, r, p.namespace)) k8s.push({ match: m, verdict: "return", comment: `${policyId(p)} ${dir}[${i}]` });
-        });
+      // The union of every selecting policy's rules, as two lookups per family (flatten.ts).
+      const side = dir === "egress" ? "daddr" : "saddr";
+      for (const family of [4, 6] as const) {
+        const { any, boxes } = allowedSpace(dir, pod, selecting, family);
+        const anyName = `k8sany${family}_${id}_${dir}`;
+        const portName = `k8sport${family}_${id}_${dir}`;
+        sets.set(anyName, { name: anyName, family, kind: "interval", elements: mergeIntervals(any).map((i) => intervalElement(i, family)) });
+        sets.set(portName, { name: portName, family, kind: "addr-proto-port", elements: disjointBoxes(boxes).map((b) => boxElement(b, family)) });
+        k8s.push({ match: { family, [side === "daddr" ? "daddrSet" : "saddrSet"]: anyName }, verdict: "return", comment: "allowed on any port" });
+        k8s.push({ match: { family, addrProtoPortSet: { set: portName, side } }, verdict: "return", comment: "allowed ports" });
       }
-      k8s.push({ match: {}, verdict: "drop", comment: `isolated by ${selecting.map(policyId).join(", ")}` });
+      k8s.push({ match: {}, verdict: "drop", comment: `isolated by ${selecting.map(policyId).join(", ")}`.slice(0, 120) });
     }
     chains.push({ name: k8sName, rules: k8s });
     return { name, rules };

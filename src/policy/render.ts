@@ -10,6 +10,7 @@ const comment = (c: string | undefined): string => (c ? ` comment ${q(c.slice(0,
 const setType = (s: NftSet): string => {
   const addr = s.family === 4 ? "ipv4_addr" : "ipv6_addr";
   if (s.kind === "addr-port") return `type ${addr} . inet_service;`;
+  if (s.kind === "addr-proto-port") return `type ${addr} . inet_proto . inet_service; flags interval;`;
   return s.kind === "interval" ? `type ${addr}; flags interval;` : `type ${addr};`;
 };
 
@@ -25,13 +26,14 @@ export function renderMatch(m: Match): string {
   const ipk = m.family === 6 ? "ip6" : "ip";
   if (m.iif) parts.push(`iifname ${q(m.iif)}`);
   if (m.oif) parts.push(`oifname ${q(m.oif)}`);
-  const usesAddr = m.saddrSet || m.daddrSet || m.saddrNotSet || m.daddrNotSet || m.saddrNot || m.daddrPortSet;
+  const usesAddr = m.saddrSet || m.daddrSet || m.saddrNotSet || m.daddrNotSet || m.saddrNot || m.daddrPortSet || m.addrProtoPortSet;
   if (m.family && !usesAddr && !m.nd) parts.push(`meta nfproto ${m.family === 6 ? "ipv6" : "ipv4"}`);
   if (m.saddrNot) parts.push(`${ipk} saddr != { ${m.saddrNot.join(", ")} }`);
   if (m.saddrSet) parts.push(`${ipk} saddr @${m.saddrSet}`);
   if (m.saddrNotSet) parts.push(`${ipk} saddr != @${m.saddrNotSet}`);
   if (m.daddrSet) parts.push(`${ipk} daddr @${m.daddrSet}`);
   if (m.daddrNotSet) parts.push(`${ipk} daddr != @${m.daddrNotSet}`);
+  if (m.addrProtoPortSet) parts.push(`${ipk} ${m.addrProtoPortSet.side} . meta l4proto . th dport @${m.addrProtoPortSet.set}`);
   if (m.nd) {
     parts.push("icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }");
   } else if (m.daddrPortSet && m.protocol) {

@@ -30,11 +30,43 @@ export interface TraceResult {
 const glob = (pattern: string, name: string): boolean =>
   pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
 
+/** "a", "a-b" (addresses) or "n", "n-m" (ports) as a bigint range. */
+function range(text: string, parse: (t: string) => bigint | undefined): [bigint, bigint] | undefined {
+  const dash = text.indexOf("-", 1);
+  const lo = parse(dash > 0 ? text.slice(0, dash) : text);
+  const hi = parse(dash > 0 ? text.slice(dash + 1) : text);
+  return lo === undefined || hi === undefined ? undefined : [lo, hi];
+}
+
+const PROTO_NUMBERS: Record<string, string> = { tcp: "TCP", udp: "UDP", sctp: "SCTP" };
+
+function inProtoPortSet(s: NftSet | undefined, addr: string, protocol: string, port: number | undefined): boolean {
+  const ip = parseIp(addr);
+  if (!s || !ip || port === undefined) return false;
+  return s.elements.some((e) => {
+    const [a, proto, p] = e.split(" . ");
+    if (PROTO_NUMBERS[proto!] !== protocol) return false;
+    const ar = range(a!, (t) => {
+      const x = parseIp(t);
+      return x && x.family === ip.family ? x.value : undefined;
+    });
+    const pr = range(p!, (t) => (/^\d+$/.test(t) ? BigInt(t) : undefined));
+    return ar !== undefined && pr !== undefined && ip.value >= ar[0] && ip.value <= ar[1] && BigInt(port) >= pr[0] && BigInt(port) <= pr[1];
+  });
+}
+
 function inSet(s: NftSet | undefined, addr: string, port?: number): boolean {
   if (!s) return false;
   const ip = parseIp(addr);
   if (!ip) return false;
   return s.elements.some((e) => {
+    if (s.kind === "interval" && e.includes("-") && !e.includes("/")) {
+      const r = range(e, (t) => {
+        const x = parseIp(t);
+        return x && x.family === ip.family ? x.value : undefined;
+      });
+      return r !== undefined && ip.value >= r[0] && ip.value <= r[1];
+    }
     if (s.kind === "addr-port") {
       const [a, p] = e.split(" . ");
       const x = parseIp(a!);
@@ -62,6 +94,10 @@ function matches(m: Match, p: TracePacket, sets: Map<string, NftSet>): boolean {
   if (m.daddrNotSet && inSet(sets.get(m.daddrNotSet), p.dst)) return false;
   if (m.protocol && m.protocol !== p.protocol) return false;
   if (m.daddrPortSet && !inSet(sets.get(m.daddrPortSet), p.dst, p.port)) return false;
+  if (m.addrProtoPortSet) {
+    const remote = m.addrProtoPortSet.side === "saddr" ? p.src : p.dst;
+    if (!inProtoPortSet(sets.get(m.addrProtoPortSet.set), remote, p.protocol, p.port)) return false;
+  }
   if (m.dports) {
     const port = p.port ?? -1;
     const ok = m.dports.some((d) => {
