@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { integrationSkip, TRELLIS_CLI, uniq } from "./netns.js";
 
 /** Skip reason for lab tests; undefined when they can run. */
@@ -25,10 +27,18 @@ export interface Run {
 
 /** Runs the trellis CLI and waits for it. */
 export function trellis(...args: string[]): Run {
-  const r = spawnSync(TRELLIS_CLI, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  return trellisWithInput(undefined, ...args);
+}
+
+/** Runs the trellis CLI with `input` on its stdin (e.g. `apply -f -`). */
+export function trellisWithInput(input: string | undefined, ...args: string[]): Run {
+  const r = spawnSync(TRELLIS_CLI, args, { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** Objects (Pod, Namespace, policies) as one multi-document text for `apply -f -`. */
+const documents = (docs: ReadonlyArray<Record<string, unknown>>): string => docs.map((d) => JSON.stringify(d)).join("\n---\n") + "\n";
 
 /** Like trellis(), but a non-zero exit fails the test with the command's output. */
 export function trellisOk(...args: string[]): Run {
@@ -55,11 +65,41 @@ export interface NodeReport {
   peers: Array<{ node: string; transport: Transport; reason?: string }>;
 }
 
+export interface CheckCell {
+  from: string;
+  to: string;
+  /** "ICMP", or "80/TCP" for a port the destination declares. */
+  probe: string;
+  expected: boolean;
+  reached: boolean;
+  /** Why it is expected or not (topology, or the policy verdict). */
+  why: string;
+}
+
 export interface CheckReport {
   pods: string[];
   targets: string[];
-  cells: Array<{ from: string; to: string; expected: boolean; reached: boolean }>;
+  cells: CheckCell[];
   passed: boolean;
+}
+
+/** `policy explain -o json`: the verdict per direction. */
+export interface Explanation {
+  src: string;
+  dst: string;
+  port: number;
+  protocol: string;
+  allowed: boolean;
+  egress?: { allowed: boolean; reason: string; policy?: string };
+  ingress?: { allowed: boolean; reason: string; policy?: string };
+}
+
+/** What `lab pod add` prints. */
+export interface AddedPod {
+  pod: string;
+  node: string;
+  netns: string;
+  ips: string[];
 }
 
 /** A lab with a unique name ("t" + 8 hex digits); call down() in after() / finally. */
@@ -69,6 +109,57 @@ export class TestLab {
   /** `trellis lab up --name <name> ...args`; fails the test when it does not come up. */
   up(...args: string[]): void {
     trellisOk("lab", "up", "--name", this.name, ...args);
+  }
+
+  /** `lab up --spec FILE` with `spec` (namespaces, labelled pods with ports) written to a temporary file. */
+  upSpec(spec: unknown): void {
+    const file = path.join(os.tmpdir(), `trellis-spec-${this.name}.json`);
+    fs.writeFileSync(file, JSON.stringify(spec));
+    try {
+      this.up("--spec", file);
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
+  /** `trellis --lab <name> apply -f -` with the objects; fails the test when refused. */
+  apply(docs: ReadonlyArray<Record<string, unknown>>): void {
+    const r = trellisWithInput(documents(docs), "--lab", this.name, "apply", "-f", "-");
+    assert.equal(r.code, 0, `apply exited ${r.code}:\n${r.stderr}${r.stdout}`);
+  }
+
+  /** `trellis --lab <name> delete -f -` with the objects. */
+  deleteObjects(docs: ReadonlyArray<Record<string, unknown>>): void {
+    const r = trellisWithInput(documents(docs), "--lab", this.name, "delete", "-f", "-");
+    assert.equal(r.code, 0, `delete exited ${r.code}:\n${r.stderr}${r.stdout}`);
+  }
+
+  /** `policy explain --from NS/POD --to NS/POD --port PORT/PROTO -o json`. */
+  explain(from: string, to: string, port: string): Explanation {
+    return JSON.parse(trellisOk("--lab", this.name, "policy", "explain", "--from", from, "--to", to, "--port", port, "-o", "json").stdout) as Explanation;
+  }
+
+  /** `lab pod add`; `ports` as the CLI takes them, e.g. "http:80/TCP,53/UDP". */
+  podAdd(pod: string, node: string, labels: Record<string, string>, ports = ""): AddedPod {
+    const args = ["lab", "pod", "add", "--name", this.name, "--pod", pod, "--node", node,
+      "--labels", Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(","), ...(ports ? ["--ports", ports] : [])];
+    return JSON.parse(trellisOk(...args).stdout) as AddedPod;
+  }
+
+  podDelete(pod: string): void {
+    trellisOk("lab", "pod", "delete", "--name", this.name, "--pod", pod);
+  }
+
+  /** A pod of the lab by "namespace/name". */
+  pod(ref: string): LabStatus["pods"][number] {
+    const p = this.status().pods.find((x) => `${x.namespace}/${x.name}` === ref);
+    assert.ok(p, `lab ${this.name} has a pod ${ref}`);
+    return p;
+  }
+
+  /** The directory of a node's files (conflist, IPAM data, endpoint spool, agent log). */
+  nodeDir(node: string): string {
+    return `/run/trellis/lab/${this.name}/${node}`;
   }
 
   /** Removes the lab; safe to call when it was never (or only half) made. */
