@@ -493,9 +493,10 @@ export async function labCheck(name: string, trellisBin: string, parallel = 8): 
           expected = v.allowed;
           why = [v.egress && `egress: ${v.egress.reason}`, v.ingress && `ingress: ${v.ingress.reason}`].filter(Boolean).join("; ");
         }
+        const err = results[i]?.error;
         cells.push({
           from: podKey(from), to: j.to, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
-          expected, reached: results[i]?.reached ?? false, why,
+          expected, reached: results[i]?.reached ?? false, why: err ? `${err}; ${why}` : why,
         });
       });
     }
@@ -512,12 +513,13 @@ export async function labCheck(name: string, trellisBin: string, parallel = 8): 
 }
 
 /** One prober process inside the source pod probes all its targets concurrently. */
-async function probeFrom(netns: string, trellisBin: string, targets: ProbeTarget[]): Promise<Array<{ reached: boolean }>> {
+async function probeFrom(netns: string, trellisBin: string, targets: ProbeTarget[]): Promise<Array<{ reached: boolean; error?: string }>> {
   try {
     const r = await runAsync(trellisBin, ["probe", "connect", "--targets", JSON.stringify(targets)], { netns: netnsPath(netns) });
     return JSON.parse(r.stdout) as Array<{ reached: boolean }>;
-  } catch {
-    return targets.map(() => ({ reached: false }));
+  } catch (e) {
+    // A prober that failed proves nothing about the paths: say so in every cell it owned.
+    return targets.map(() => ({ reached: false, error: `prober failed: ${(e as Error).message.slice(0, 200)}` }));
   }
 }
 
