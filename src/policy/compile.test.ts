@@ -1,10 +1,13 @@
 // The compiler agrees with the evaluator: random small clusters and policies, random packets
 // traced through each node's compiled ruleset, compared with evaluate()'s verdicts per direction.
-// Then the properties only the data plane has: anti-spoofing, fail closed, conntrack, set reuse.
+// Then the properties only the data plane has: anti-spoofing, fail closed, conntrack, set reuse,
+// and the flattened Kubernetes tier: disjoint interval-set elements, and a constant number of
+// rules however many NetworkPolicy rules select a pod.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { compilePolicy, type Ruleset } from "./compile.js";
+import { cidrSize, formatIp, mustParseIp, parseCidr } from "../model/ip.js";
+import { compilePolicy, type Chain, type NftSet, type Ruleset } from "./compile.js";
 import { evaluate, PolicyIndex, type Packet } from "./evaluate.js";
 import { ModelBuilder, yaml } from "./model-builder.js";
 import { ACTIONS, type Endpoint, type PolicyModel } from "./model.js";
@@ -181,11 +184,13 @@ describe("compile agrees with evaluate", () => {
     assert.ok(compared > 1000, `only ${compared} directions compared`);
   });
 
-  it("renders every random ruleset to a script of the expected shape", () => {
+  it("renders every random ruleset to a script of the expected shape, with disjoint interval-set elements", () => {
     fc.assert(fc.property(scenario, (s) => {
-      const script = renderRuleset(compilePolicy(buildModel(s), "n1"));
+      const rs = compilePolicy(buildModel(s), "n1");
+      const script = renderRuleset(rs);
       assert.ok(script.startsWith("table inet trellis\ndelete table inet trellis\ntable inet trellis {\n"));
       assert.ok(!script.includes("undefined"), script);
+      for (const set of rs.sets) if (set.kind === "interval" || set.kind === "addr-proto-port") assertDisjoint(set.elements);
     }), { numRuns: 100 });
   });
 });
@@ -225,6 +230,52 @@ const DB_FROM_WEB = yaml`
       - from: [{podSelector: {matchLabels: {app: web}}}]
         ports: [{port: sql}]
 `;
+
+/** The flattened Kubernetes tier of one interface and direction: its chain and its two sets per family. */
+function k8sTier(rs: Ruleset, hostIf: string, dir: "ingress" | "egress"): {
+  chain: Chain; set(kind: "any" | "port", family: 4 | 6): NftSet; elements(kind: "any" | "port", family: 4 | 6): string[];
+} {
+  const base = dir === "ingress" ? rs.ingressMap[hostIf] : rs.egressMap[hostIf];
+  assert.ok(base, `no ${dir} chain for ${hostIf}`);
+  const chain = rs.chains.find((c) => c.name === `${base}_k8s`);
+  assert.ok(chain, `no chain ${base}_k8s`);
+  const id = base.replace(/^(in|out)_/, "");
+  const set = (kind: "any" | "port", family: 4 | 6): NftSet => {
+    const name = `k8s${kind}${family}_${id}_${dir}`;
+    const s = rs.sets.find((x) => x.name === name);
+    assert.ok(s, `no set ${name}`);
+    return s;
+  };
+  return { chain, set, elements: (kind, family) => set(kind, family).elements };
+}
+
+/** An interval-set element ("a", "a/len", "a-b", "a . proto . p", "a-b . proto . p-q") as ranges. */
+function parseElement(e: string): { addr: [bigint, bigint]; protocol?: string; port?: [bigint, bigint] } {
+  const [a, protocol, p] = e.split(" . ");
+  const r = (t: string, parse: (x: string) => bigint): [bigint, bigint] => {
+    const dash = t.indexOf("-", 1);
+    return dash > 0 ? [parse(t.slice(0, dash)), parse(t.slice(dash + 1))] : [parse(t), parse(t)];
+  };
+  const ip = (x: string): bigint => mustParseIp(x).value;
+  const c = a!.includes("/") ? parseCidr(a!) : undefined;
+  const addr: [bigint, bigint] = c ? [c.network, c.network + cidrSize(c) - 1n] : r(a!, ip);
+  return { addr, ...(protocol ? { protocol, port: r(p!, BigInt) } : {}) };
+}
+
+/** No two elements of an interval set share a point (nft refuses such sets). */
+function assertDisjoint(elements: string[]): void {
+  const parsed = elements.map((e) => ({ e, ...parseElement(e) })).sort((a, b) => (a.addr[0] < b.addr[0] ? -1 : a.addr[0] > b.addr[0] ? 1 : 0));
+  const meet = (x: [bigint, bigint], y: [bigint, bigint]): boolean => x[0] <= y[1] && y[0] <= x[1];
+  for (let i = 0; i < parsed.length; i++) {
+    const a = parsed[i]!;
+    // Sorted by first address: only the following elements that start inside `a` can meet it.
+    for (let j = i + 1; j < parsed.length && parsed[j]!.addr[0] <= a.addr[1]; j++) {
+      const b = parsed[j]!;
+      const overlap = a.protocol === b.protocol && (!a.port || meet(a.port, b.port!));
+      assert.ok(!overlap, `${a.e} and ${b.e} overlap`);
+    }
+  }
+}
 
 describe("compile: anti-spoofing", () => {
   it("drops a packet from a pod interface with an address that is not the pod's, even when everything is allowed", () => {
@@ -300,12 +351,17 @@ describe("compile: what changes when the cluster changes", () => {
     assert.deepEqual(z.chains, a.chains);
     const delta = renderSetDelta(a, z);
     assert.notEqual(delta, undefined);
-    const lines = delta!.trim().split("\n").sort();
-    assert.equal(lines.length, 4, delta);
-    assert.match(lines[0]!, /^add element inet trellis pods4_[0-9a-f]{12} \{ 10\.244\.1\.13 \}$/);
-    assert.match(lines[1]!, /^add element inet trellis pods6_[0-9a-f]{12} \{ fd00:1::13 \}$/);
-    assert.match(lines[2]!, /^delete element inet trellis pods4_[0-9a-f]{12} \{ 10\.244\.1\.10 \}$/);
-    assert.match(lines[3]!, /^delete element inet trellis pods6_[0-9a-f]{12} \{ fd00:1::10 \}$/);
+    // The flattened tier of db's ingress: (address . protocol . port) elements move, per family.
+    const db = k8sTier(a, "trldb", "ingress");
+    const port4 = db.set("port", 4).name;
+    const port6 = db.set("port", 6).name;
+    assert.match(port4, /^k8sport4_[0-9a-f]{12}_ingress$/);
+    assert.deepEqual(delta!.trim().split("\n").sort(), [
+      `add element inet trellis ${port4} { 10.244.1.13 . tcp . 5432 }`,
+      `add element inet trellis ${port6} { fd00:1::13 . tcp . 5432 }`,
+      `delete element inet trellis ${port4} { 10.244.1.10 . tcp . 5432 }`,
+      `delete element inet trellis ${port6} { fd00:1::10 . tcp . 5432 }`,
+    ]);
     // And the new ruleset enforces the new membership.
     assert.equal(trace(z, tcp("10.244.1.13", "10.244.2.10", 5432, { oif: "trldb" })).verdict, "accept");
     assert.equal(trace(z, tcp("10.244.1.10", "10.244.2.10", 5432, { oif: "trldb" })).verdict, "drop");
@@ -315,10 +371,19 @@ describe("compile: what changes when the cluster changes", () => {
   it("a new or removed pod elsewhere changes set elements only", () => {
     const before = cluster().apply(DB_FROM_WEB);
     const after = before.clone().pod("prod/web2", { labels: { app: "web" }, ips: "10.244.1.30", node: "n1" });
+    const port4 = k8sTier(compilePolicy(before.build(), "n2"), "trldb", "ingress").set("port", 4).name;
     const delta = renderSetDelta(compilePolicy(before.build(), "n2"), compilePolicy(after.build(), "n2"));
-    assert.match(delta ?? "", /^add element inet trellis pods4_[0-9a-f]{12} \{ 10\.244\.1\.30 \}\n$/);
+    assert.equal(delta, `add element inet trellis ${port4} { 10.244.1.30 . tcp . 5432 }\n`);
     const back = renderSetDelta(compilePolicy(after.build(), "n2"), compilePolicy(before.build(), "n2"));
-    assert.match(back ?? "", /^delete element inet trellis pods4_[0-9a-f]{12} \{ 10\.244\.1\.30 \}\n$/);
+    assert.equal(back, `delete element inet trellis ${port4} { 10.244.1.30 . tcp . 5432 }\n`);
+    // A pod next to an allowed address joins it as one range element: the old element goes, the merged one comes.
+    const next = before.clone().pod("prod/web3", { labels: { app: "web" }, ips: "10.244.1.11", node: "n1" });
+    next.pods.splice(next.pods.findIndex((p) => p.name === "api"), 1);
+    next.endpoints.splice(next.endpoints.findIndex((e) => e.pod === "api"), 1);
+    const merged = compilePolicy(next.build(), "n2");
+    assert.deepEqual(k8sTier(merged, "trldb", "ingress").elements("port", 4), ["10.244.1.10-10.244.1.11 . tcp . 5432"]);
+    assert.equal(renderSetDelta(compilePolicy(before.build(), "n2"), merged),
+      `delete element inet trellis ${port4} { 10.244.1.10 . tcp . 5432 }\nadd element inet trellis ${port4} { 10.244.1.10-10.244.1.11 . tcp . 5432 }\n`);
   });
 
   it("adding a policy, or a local pod changing which policies select it, changes chains", () => {
@@ -330,37 +395,80 @@ describe("compile: what changes when the cluster changes", () => {
     assert.equal(renderSetDelta(a, compilePolicy(relabelled.build(), "n2")), undefined);
   });
 
-  it("equal peers share one set; a global policy's podSelector-only peer is another set", () => {
-    const rule = (kind: string, name: string, extra: string): string => yaml`
-      apiVersion: ${kind === "NetworkPolicy" ? "networking.k8s.io/v1" : "trellis.dev/v1"}
+  it("equal peers share one set in the ordered tier; a global policy's podSelector-only peer is another set", () => {
+    const ordered = (kind: string, name: string, action: string): string => yaml`
+      apiVersion: trellis.dev/v1
       kind: ${kind}
       metadata: {name: ${name}${kind === "GlobalTrellisPolicy" ? "" : ", namespace: prod"}}
       spec:
         podSelector: {matchLabels: {app: db}}
         ingress:
           - from: [{podSelector: {matchLabels: {app: web}}}]
-            ${extra}
+            action: ${action}
     `;
     const b = cluster()
-      .apply(rule("NetworkPolicy", "a", "ports: [{port: 5432}]"))
-      .apply(rule("NetworkPolicy", "b", "ports: [{protocol: UDP, port: 53}]"))
-      .apply(rule("TrellisPolicy", "c", "action: Pass"))
-      .apply(rule("GlobalTrellisPolicy", "d", "action: Pass"));
+      .apply(ordered("TrellisPolicy", "c", "Pass"))
+      .apply(ordered("TrellisPolicy", "e", "Log"))
+      .apply(ordered("GlobalTrellisPolicy", "d", "Pass"))
+      .apply(DB_FROM_WEB);
     const rs = compilePolicy(b.build(), "n2");
     const setOf = (comment: string): string => {
       const r = rs.chains.flatMap((c) => c.rules).find((x) => x.comment?.startsWith(comment) && x.match.family === 4);
       assert.ok(r?.match.saddrSet, `no rule for ${comment}`);
       return r.match.saddrSet;
     };
-    const shared = setOf("NetworkPolicy/prod/a");
-    assert.equal(setOf("NetworkPolicy/prod/b"), shared);
-    assert.equal(setOf("TrellisPolicy/prod/c"), shared);
+    const shared = setOf("TrellisPolicy/prod/c");
+    assert.equal(setOf("TrellisPolicy/prod/e"), shared);
     const global = setOf("GlobalTrellisPolicy/d");
     assert.notEqual(global, shared);
     const elements = (name: string): string[] => rs.sets.find((s) => s.name === name)!.elements;
     assert.deepEqual(elements(shared), ["10.244.1.10"]);
     assert.deepEqual(elements(global), ["10.244.1.10", "10.244.2.11"]);
+    // The NetworkPolicy's equal peer needs no set of its own: it is part of the flattened tier.
     assert.equal(rs.sets.filter((s) => s.name.startsWith("pods4_")).length, 2);
+    assert.deepEqual(k8sTier(rs, "trldb", "ingress").elements("port", 4), ["10.244.1.10 . tcp . 5432"]);
+  });
+
+  it("more NetworkPolicy rules add set elements, never nft rules: the Kubernetes tier is 2 rules per family and a drop", () => {
+    const np = (name: string, rules: string): string => yaml`
+      apiVersion: networking.k8s.io/v1
+      kind: NetworkPolicy
+      metadata: {name: ${name}, namespace: prod}
+      spec:
+        podSelector: {matchLabels: {app: db}}
+        ingress: ${rules}
+    `;
+    const shape = (rs: Ruleset): unknown => k8sTier(rs, "trldb", "ingress").chain.rules.map((r) => [r.match, r.verdict]);
+    const one = compilePolicy(cluster().apply(np("a", "[{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]")).build(), "n2");
+    const many = compilePolicy(cluster()
+      .apply(np("a", "[{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]"))
+      .apply(np("b", "[{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{protocol: UDP, port: 53}]}]"))
+      .apply(np("c", "[{from: [{namespaceSelector: {matchLabels: {env: dev}}}]}, {from: [{ipBlock: {cidr: 192.0.2.0/24}}], ports: [{port: 443}, {port: 8000, endPort: 8100}]}]"))
+      .apply(np("d", "[{from: [{podSelector: {matchLabels: {app: tool}}}, {ipBlock: {cidr: \"2001:db8::/32\"}}], ports: [{protocol: SCTP}]}]"))
+      .build(), "n2");
+    for (const rs of [one, many]) {
+      const tier = k8sTier(rs, "trldb", "ingress");
+      assert.equal(tier.chain.rules.length, 5);
+      assert.deepEqual(tier.chain.rules.at(-1)?.verdict, "drop");
+    }
+    assert.deepEqual(shape(many), shape(one));
+    const tier = k8sTier(many, "trldb", "ingress");
+    assert.deepEqual(tier.elements("any", 4), ["10.244.2.11"]);
+    assert.deepEqual(tier.elements("port", 4), [
+      "10.244.1.13 . sctp . 0-65535", "10.244.1.10 . tcp . 5432", "192.0.2.0-192.0.2.255 . tcp . 443", "192.0.2.0-192.0.2.255 . tcp . 8000-8100", "10.244.1.10 . udp . 53",
+    ]);
+    assert.deepEqual(tier.elements("port", 6), [
+      "2001:db8::-2001:db8:ffff:ffff:ffff:ffff:ffff:ffff . sctp . 0-65535", "fd00:1::13 . sctp . 0-65535", "fd00:1::10 . tcp . 5432", "fd00:1::10 . udp . 53",
+    ]);
+    const inDb = (src: string, protocol: TracePacket["protocol"], port: number): string =>
+      trace(many, { hook: "forward", iif: "eth0", oif: "trldb", src, dst: src.includes(":") ? "fd00:2::10" : "10.244.2.10", protocol, port }).verdict;
+    assert.equal(inDb("10.244.1.10", "UDP", 53), "accept");
+    assert.equal(inDb("10.244.1.10", "TCP", 53), "drop");
+    assert.equal(inDb("192.0.2.9", "TCP", 8050), "accept");
+    assert.equal(inDb("192.0.2.9", "TCP", 8101), "drop");
+    assert.equal(inDb("10.244.2.11", "ICMP", 0), "accept");
+    assert.equal(inDb("2001:db8:5::1", "SCTP", 7), "accept");
+    assert.equal(inDb("2001:db8:5::1", "TCP", 7), "drop");
   });
 
   it("is deterministic: the same model compiles to the same script", () => {
@@ -372,11 +480,18 @@ describe("compile: what changes when the cluster changes", () => {
 describe("compile: address families, ipBlocks, named ports", () => {
   it("IPv6 endpoints get ip6 sets, and IPv6 traffic is enforced with them", () => {
     const rs = compilePolicy(cluster().apply(DB_FROM_WEB).build(), "n2");
-    const v6 = rs.sets.filter((s) => s.family === 6 && s.name.startsWith("pods6_"));
-    assert.equal(v6.length, 1);
-    assert.deepEqual(v6[0]!.elements, ["fd00:1::10"]);
-    assert.match(renderRuleset(rs), new RegExp(`set ${v6[0]!.name} \\{ type ipv6_addr; elements = \\{ fd00:1::10 \\} \\}`));
-    assert.match(renderRuleset(rs), new RegExp(`ip6 saddr @${v6[0]!.name} meta nfproto|ip6 saddr @${v6[0]!.name} tcp dport \\{ 5432 \\}`));
+    const db = k8sTier(rs, "trldb", "ingress");
+    const port6 = db.set("port", 6);
+    const any6 = db.set("any", 6);
+    assert.deepEqual([port6.family, any6.family], [6, 6]);
+    assert.match(port6.name, /^k8sport6_[0-9a-f]{12}_ingress$/);
+    assert.deepEqual(port6.elements, ["fd00:1::10 . tcp . 5432"]);
+    assert.deepEqual(any6.elements, []);
+    const script = renderRuleset(rs);
+    assert.ok(script.includes(`  set ${port6.name} { type ipv6_addr . inet_proto . inet_service; flags interval; elements = { fd00:1::10 . tcp . 5432 } }\n`), script);
+    assert.ok(script.includes(`  set ${any6.name} { type ipv6_addr; flags interval; }\n`), script);
+    assert.ok(script.includes(`    ip6 saddr . meta l4proto . th dport @${port6.name} return`), script);
+    assert.ok(script.includes(`    ip6 saddr @${any6.name} return`), script);
     assert.equal(trace(rs, tcp("fd00:1::10", "fd00:2::10", 5432, { oif: "trldb" })).verdict, "accept");
     assert.equal(trace(rs, tcp("fd00:1::13", "fd00:2::10", 5432, { oif: "trldb" })).verdict, "drop");
     assert.equal(trace(rs, tcp("fd00:1::10", "fd00:2::10", 5433, { oif: "trldb" })).verdict, "drop");
@@ -392,16 +507,54 @@ describe("compile: address families, ipBlocks, named ports", () => {
         policyTypes: [Egress]
         egress:
           - to: [{ipBlock: {cidr: 198.51.100.0/24, except: [198.51.100.0/26, 198.51.100.0/25, 198.51.100.1/32, 198.51.100.0/26]}}]
+          - to:
+              - {ipBlock: {cidr: 198.51.0.0/16, except: [198.51.100.0/26, 198.51.100.0/25]}}
+              - {ipBlock: {cidr: 198.51.100.0/24, except: [198.51.100.64/26]}}
+            ports: [{port: 443}, {port: 400, endPort: 500}, {protocol: UDP}]
+      ---
+      apiVersion: trellis.dev/v1
+      kind: TrellisPolicy
+      metadata: {name: log-ext, namespace: prod}
+      spec:
+        podSelector: {matchLabels: {app: web}}
+        policyTypes: [Egress]
+        egress:
+          - action: Log
+            to: [{ipBlock: {cidr: 198.51.100.0/24, except: [198.51.100.0/26, 198.51.100.0/25, 198.51.100.1/32, 198.51.100.0/26]}}]
+          - action: Pass
     `);
-    const rs = compilePolicy(b.build(), "n1");
+    const model = b.build();
+    const rs = compilePolicy(model, "n1");
+    // The ordered tier keeps its ipBlock sets: only the except no other except covers.
     const except = rs.sets.find((s) => s.name.startsWith("except4_"));
     assert.deepEqual(except?.elements, ["198.51.100.0/25"]);
-    assert.equal(trace(rs, tcp("10.244.1.10", "198.51.100.1", 443, { iif: "trlweb", oif: "eth0" })).verdict, "drop");
-    assert.equal(trace(rs, tcp("10.244.1.10", "198.51.100.127", 443, { iif: "trlweb", oif: "eth0" })).verdict, "drop");
-    assert.equal(trace(rs, tcp("10.244.1.10", "198.51.100.128", 443, { iif: "trlweb", oif: "eth0" })).verdict, "accept");
+    // The flattened tier: the union of both rules, cut into disjoint pieces.
+    const web = k8sTier(rs, "trlweb", "egress");
+    assert.deepEqual(web.elements("any", 4), ["198.51.100.128-198.51.100.255"]);
+    assert.deepEqual(web.elements("port", 4), [
+      "198.51.0.0-198.51.100.63 . tcp . 400-500", "198.51.100.128-198.51.255.255 . tcp . 400-500",
+      "198.51.0.0-198.51.100.63 . udp . 0-65535", "198.51.100.128-198.51.255.255 . udp . 0-65535",
+    ]);
+    for (const s of rs.sets.filter((x) => x.kind === "interval" || x.kind === "addr-proto-port")) assertDisjoint(s.elements);
+    const out = (dst: string, protocol: TracePacket["protocol"], port: number): string =>
+      trace(rs, { hook: "forward", iif: "trlweb", oif: "eth0", src: "10.244.1.10", dst, protocol, port }).verdict;
+    assert.equal(out("198.51.100.1", "TCP", 443), "accept");
+    assert.equal(out("198.51.100.1", "TCP", 80), "drop");
+    assert.equal(out("198.51.100.100", "TCP", 443), "drop");
+    assert.equal(out("198.51.100.127", "UDP", 53), "drop");
+    assert.equal(out("198.51.100.128", "TCP", 80), "accept");
+    assert.equal(out("198.51.100.255", "ICMP", 0), "accept");
+    assert.equal(out("198.51.7.7", "UDP", 9), "accept");
+    assert.equal(out("198.51.7.7", "SCTP", 443), "drop");
+    const idx = new PolicyIndex(model);
+    for (const dst of ["198.51.0.0", "198.51.99.255", "198.51.100.0", "198.51.100.63", "198.51.100.64", "198.51.100.127", "198.51.100.128", "198.51.255.255", "198.52.0.0"]) {
+      for (const [protocol, port] of [["TCP", 400], ["TCP", 443], ["TCP", 501], ["UDP", 1], ["SCTP", 443], ["ICMP", 0]] as const) {
+        assert.equal(out(dst, protocol, port) === "accept", evaluate(idx, { src: "10.244.1.10", dst, protocol, port }).egress!.allowed, `${dst} ${protocol} ${port}`);
+      }
+    }
   });
 
-  it("egress named ports compile to (address . port) sets of the destination pods", () => {
+  it("egress named ports compile to (address . protocol . port) elements of the destination pods", () => {
     const b = cluster().apply(yaml`
       apiVersion: networking.k8s.io/v1
       kind: NetworkPolicy
@@ -413,11 +566,11 @@ describe("compile: address families, ipBlocks, named ports", () => {
           - ports: [{port: http}]
     `);
     const rs = compilePolicy(b.build(), "n1");
-    const named = rs.sets.filter((s) => s.kind === "addr-port");
-    assert.deepEqual(named.map((s) => [s.family, s.elements]), [
-      [4, ["10.244.1.10 . 80", "10.244.1.11 . 8080", "10.244.2.11 . 80"]],
-      [6, ["fd00:1::10 . 80"]],
-    ]);
+    const tool = k8sTier(rs, "trltool", "egress");
+    assert.deepEqual(tool.elements("port", 4), ["10.244.1.10 . tcp . 80", "10.244.1.11 . tcp . 8080", "10.244.2.11 . tcp . 80"]);
+    assert.deepEqual(tool.elements("port", 6), ["fd00:1::10 . tcp . 80"]);
+    assert.deepEqual([tool.elements("any", 4), tool.elements("any", 6)], [[], []]);
+    assert.deepEqual(rs.sets.filter((s) => s.kind === "addr-port"), [], "no ordered-tier named-port sets");
     const out = (dst: string, port: number): string => trace(rs, tcp("10.244.1.13", dst, port, { iif: "trltool", oif: "eth0" })).verdict;
     assert.equal(out("10.244.1.10", 80), "accept");
     assert.equal(out("10.244.1.11", 8080), "accept");
@@ -493,5 +646,127 @@ describe("compile: ordered tier in chains", () => {
     const tool = trace(rs, tcp("10.244.1.13", "10.244.1.10", 80, { iif: "trltool", oif: "trlweb" }));
     assert.equal(tool.verdict, "drop");
     assert.ok(tool.path.includes("end of ordered tier"));
+  });
+});
+
+describe("compile: the Kubernetes tier at scale", () => {
+  /** mulberry32: a small seeded generator, so that the model is the same on every run. */
+  const prng = (seed: number): (() => number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+
+  it("100 NetworkPolicies × 20 rules per direction selecting one pod: its chains still have 5 rules, and the tracer agrees with evaluate()", () => {
+    const rnd = prng(20261122);
+    const int = (n: number): number => Math.floor(rnd() * n);
+    const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+    const APPS = ["web", "api", "db", "cache", "none"];
+
+    const b = cluster().pod("prod/target", {
+      labels: { app: "target" }, ports: { http: 8443, dns: "5353/UDP", sig: "9000/SCTP" }, ips: ["10.244.1.50", "fd00:1::50"], node: "n1", hostIf: "trltarget",
+    });
+    for (let i = 0; i < 24; i++) {
+      const net = 1 + (i % 2);
+      b.pod(`${i % 3 === 0 ? "dev" : "prod"}/p${i}`, {
+        labels: { app: pick(APPS), ...(i % 4 === 0 ? { tier: "back" } : {}) },
+        ports: { http: pick([80, 8080]), ...(i % 2 ? { dns: "53/UDP" } : {}), ...(i % 5 === 0 ? { sig: "9000/SCTP" } : {}) } as never,
+        ips: i % 3 ? [`10.244.${net}.${100 + i}`, `fd00:${net}::${100 + i}`] : `10.244.${net}.${100 + i}`, node: `n${net}`,
+      });
+    }
+
+    // Peers: pod and namespace selectors, and ipBlocks (with excepts) that overlap each other;
+    // mostly narrow, so that the union of 2000 rules does not allow nearly everything.
+    const SELECTOR_APPS = [...APPS, "batch", "queue", "auth"];
+    const narrowBlock = (): { cidr: string; except?: string[] } => {
+      switch (int(5)) {
+        case 0: return { cidr: `10.244.${1 + int(2)}.${100 + int(30)}/32` };
+        case 1: {
+          const [net, at] = [pick(["192.0.2", "198.51.100"]), 16 * int(16)];
+          return { cidr: `${net}.${at}/28`, ...(rnd() < 0.5 ? { except: [`${net}.${at + 4 * int(4)}/30`] } : {}) };
+        }
+        case 2: {
+          const net = `10.${int(2)}.${int(4)}`;
+          return { cidr: `${net}.0/24`, except: [`${net}.${16 * int(16)}/28`] };
+        }
+        case 3: {
+          const n = int(8);
+          return { cidr: `2001:db8:${n}::/48`, except: [`2001:db8:${n}:${int(4)}::/64`] };
+        }
+        default: {
+          // The pods' addresses fd00:n::100 to fd00:n::123 (hexadecimal), in blocks of 16.
+          const at = `fd00:${1 + int(2)}::1${int(3)}`;
+          return { cidr: `${at}0/124`, except: [`${at}${int(10)}/128`] };
+        }
+      }
+    };
+    const peer = (): object => {
+      const r = rnd();
+      if (r < 0.4) return { podSelector: { matchLabels: { app: pick(SELECTOR_APPS) } } };
+      if (r < 0.5) return { podSelector: { matchExpressions: [{ key: "app", operator: "In", values: [pick(SELECTOR_APPS), pick(SELECTOR_APPS)] }] } };
+      if (r < 0.6) return { namespaceSelector: { matchLabels: { env: pick(["dev", "prod"]) } }, podSelector: { matchLabels: { app: pick(SELECTOR_APPS) } } };
+      return { ipBlock: narrowBlock() };
+    };
+    const PORTS = Array.from({ length: 40 }, (_, i) => 1000 + 37 * i);
+    const port = (): object => pick<object>([
+      { port: pick(PORTS) }, { port: pick(PORTS) }, { protocol: "UDP", port: pick(PORTS) }, { protocol: "SCTP", port: pick(PORTS) },
+      { port: 8000 + int(50), endPort: 8050 + int(20) }, { port: "http" }, { protocol: "UDP", port: "dns" }, { protocol: "SCTP", port: "sig" },
+      { protocol: "SCTP" },
+    ]);
+    const broad = (): object => pick<object>([
+      { ipBlock: { cidr: "10.0.0.0/8", except: [`10.${int(4)}.0.0/16`, `10.244.${int(4)}.0/24`] } }, { namespaceSelector: { matchLabels: { env: "dev" } } },
+      { ipBlock: { cidr: "2001:db8::/32", except: [`2001:db8:${int(8)}::/48`] } },
+    ]);
+    // Every rule has peers or ports (a rule with neither allows everything, and the test would say nothing).
+    const rule = (key: "from" | "to"): object => {
+      const r = rnd();
+      if (r < 0.05) return { [key]: [peer()] }; // every port
+      if (r < 0.1) return { [key]: [broad()], ports: [{ port: pick(PORTS) }] };
+      if (r < 0.12) return { ports: [{ port: pick(PORTS) }] }; // every peer
+      return { [key]: Array.from({ length: 1 + int(2) }, peer), ports: Array.from({ length: 1 + int(3) }, port) };
+    };
+    const items = Array.from({ length: 100 }, (_, i) => ({
+      apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: `np${i}`, namespace: "prod" },
+      spec: {
+        podSelector: { matchLabels: { app: "target" } }, policyTypes: ["Ingress", "Egress"],
+        ingress: Array.from({ length: 20 }, () => rule("from")), egress: Array.from({ length: 20 }, () => rule("to")),
+      },
+    }));
+    b.apply(JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+    const model = b.build();
+    assert.equal(model.policies.length, 100);
+    const rs = compilePolicy(model, "n1");
+
+    for (const dir of ["ingress", "egress"] as const) {
+      const tier = k8sTier(rs, "trltarget", dir);
+      assert.equal(tier.chain.rules.length, 5, `${dir}: ${tier.chain.rules.length} rules`);
+      for (const family of [4, 6] as const) for (const kind of ["any", "port"] as const) assertDisjoint(tier.elements(kind, family));
+    }
+
+    // Packets to and from the pod: every pod address, the edges of every ipBlock and except, and others.
+    const edges = model.policies.flatMap((p) => (p.kind === "NetworkPolicy" ? [...p.ingress, ...p.egress] : []))
+      .flatMap((r) => r.peers ?? []).flatMap((p) => (p.ipBlock ? [p.ipBlock.cidr, ...(p.ipBlock.except ?? [])] : []))
+      .map((c) => parseCidr(c)!).flatMap((c) => [c.network - 1n, c.network, c.network + cidrSize(c) - 1n, c.network + cidrSize(c)]
+        .filter((v) => v >= 0n && v < 1n << BigInt(c.family === 4 ? 32 : 128)).map((value) => formatIp({ family: c.family, value })));
+    const remotes = [...new Set([...model.endpoints.flatMap((e) => e.ips), ...edges, EXT, "10.9.9.9", "2001:db8:7::1", "2001:db9::1"])]
+      .filter((a) => !["10.244.1.50", "fd00:1::50", NODE_IPS.n1].includes(a));
+    const idx = new PolicyIndex(model);
+    const verdicts = { accept: 0, drop: 0 };
+    for (let i = 0; i < 300; i++) {
+      const remote = pick(remotes);
+      const self = remote.includes(":") ? "fd00:1::50" : "10.244.1.50";
+      const protocol = pick(["TCP", "TCP", "UDP", "SCTP", "ICMP"] as const);
+      const port = protocol === "ICMP" ? 0 : rnd() < 0.5 ? pick(PORTS) : pick([1, 53, 80, 5353, 8000, 8049, 8050, 8069, 8070, 8080, 8443, 9000, int(65536)]);
+      const ingress = i % 2 === 0;
+      const pkt = ingress ? { src: remote, dst: self, protocol, port } : { src: self, dst: remote, protocol, port };
+      const want = ingress ? evaluate(idx, pkt).ingress!.allowed : evaluate(idx, pkt).egress!.allowed;
+      const t: TracePacket = ingress ? { ...pkt, hook: "forward", iif: "eth0", oif: "trltarget" } : { ...pkt, hook: "forward", iif: "trltarget", oif: "eth0" };
+      const got = trace(rs, t);
+      assert.equal(got.verdict === "accept", want, `${ingress ? "ingress" : "egress"} ${JSON.stringify(pkt)}: ${got.path.join(" | ")}`);
+      verdicts[got.verdict]++;
+    }
+    // Both verdicts occur often enough for the comparison to mean something.
+    assert.ok(verdicts.accept > 50 && verdicts.drop > 50, JSON.stringify(verdicts));
   });
 });

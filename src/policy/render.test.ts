@@ -9,12 +9,18 @@ import { compilePolicy, type Match, type Ruleset } from "./compile.js";
 import { ModelBuilder, yaml } from "./model-builder.js";
 import { renderMatch, renderRule, renderRuleset, renderSetDelta } from "./render.js";
 
-/** A cluster with every kind of match: pod and namespace selectors, ipBlocks with except, named ports, ranges, Log/Pass/Deny. */
+/**
+ * A cluster with every kind of match: pod and namespace selectors, ipBlocks with except, named
+ * ports, ranges, Log/Pass/Deny — in the ordered tier (rules over shared sets) and in the flattened
+ * Kubernetes tier (interval sets of addresses and of address . protocol . port).
+ */
 function richModel(): ModelBuilder {
   return new ModelBuilder().node("n1", "192.168.0.1").namespace("prod", { env: "prod" })
     .pod("prod/web", { labels: { app: "web" }, ports: { http: 80, dns: "53/UDP", sig: "9000/SCTP" }, ips: ["10.244.1.10", "fd00:1::10"], node: "n1", hostIf: "trlweb" })
     .pod("prod/api", { labels: { app: "api" }, ports: { http: 8080 }, ips: "10.244.1.11", node: "n1", hostIf: "trlapi" })
     .pod("prod/db", { labels: { app: "db" }, ips: "10.244.2.10", node: "n2", hostIf: "trldb" })
+    // Right below 10.2.0.0, where an ipBlock's range of the Kubernetes tier starts.
+    .pod("prod/edge", { labels: { app: "edge" }, ips: "10.1.255.255", node: "n2", hostIf: "trledge" })
     .apply(yaml`
       apiVersion: networking.k8s.io/v1
       kind: NetworkPolicy
@@ -34,6 +40,7 @@ function richModel(): ModelBuilder {
           - to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.0.0.0/8]}}]
             ports: [{port: http}, {port: 443}]
           - ports: [{protocol: UDP}]
+          - to: [{ipBlock: {cidr: 192.0.2.0/24}}, {ipBlock: {cidr: "2001:db8:ff::/48"}}]
       ---
       apiVersion: trellis.dev/v1
       kind: TrellisPolicy
@@ -45,11 +52,22 @@ function richModel(): ModelBuilder {
           - action: Log
           - action: Deny
             from: [{ipBlock: {cidr: 203.0.113.0/24}}]
+          - action: Deny
+            from:
+              - ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.1.0.0/24]}
+              - ipBlock: {cidr: "2001:db8::/32", except: ["2001:db8:1::/48"]}
+            ports: [{protocol: UDP, port: 5353}]
+          - action: Pass
+            from: [{podSelector: {matchLabels: {app: web}}}]
+            ports: [{port: http}, {port: 8000, endPort: 8080}, {protocol: SCTP}]
           - action: Pass
         egress:
           - action: Allow
             to: [{podSelector: {matchLabels: {app: api}}}]
             ports: [{port: http}]
+          - action: Log
+            to: [{namespaceSelector: {}}]
+            ports: [{port: http}, {protocol: UDP, port: dns}]
           - action: Pass
     `);
 }
@@ -111,13 +129,45 @@ describe("renderRuleset", () => {
 
   it("renders sets with their types", () => {
     const kinds = (re: RegExp): string[] => lines.filter((l) => re.test(l));
+    // Ordered tier: shared peer sets.
     assert.ok(kinds(/^ {2}set pods4_\w+ \{ type ipv4_addr; elements = \{ [\d., ]+ \} \}$/).length > 0);
     assert.ok(kinds(/^ {2}set pods6_\w+ \{ type ipv6_addr; elements = \{ fd00:1::10 \} \}$/).length > 0);
-    assert.ok(lines.includes(kinds(/^ {2}set except4_\w+ /).find((l) => l.includes("10.1.0.0/16"))!));
+    assert.ok(kinds(/^ {2}set pods6_\w+ \{ type ipv6_addr; \}$/).length > 0, "an empty set has no elements clause");
     assert.match(kinds(/^ {2}set except4_\w+ /).find((l) => l.includes("10.1.0.0/16"))!, /\{ type ipv4_addr; flags interval; elements = \{ 10\.1\.0\.0\/16 \} \}$/);
-    assert.ok(kinds(/^ {2}set block6_\w+ \{ type ipv6_addr; flags interval; elements = \{ 2001:db8::\/32 \} \}$/).length === 1);
+    assert.equal(kinds(/^ {2}set block6_\w+ \{ type ipv6_addr; flags interval; elements = \{ 2001:db8::\/32 \} \}$/).length, 1);
     assert.ok(kinds(/^ {2}set named4_\w+ \{ type ipv4_addr \. inet_service; elements = \{ 10\.244\.1\.10 \. 80, 10\.244\.1\.11 \. 8080 \} \}$/).length > 0);
     assert.ok(kinds(/^ {2}set named6_\w+ \{ type ipv6_addr \. inet_service; \}$/).length > 0, "an empty set has no elements clause");
+    // Kubernetes tier: per chain and family, addresses allowed on any port, and address . protocol . port boxes.
+    const web = rs.ingressMap.trlweb!.replace(/^in_/, "");
+    const webOut = rs.egressMap.trlweb!.replace(/^out_/, "");
+    assert.ok(lines.includes(`  set k8sany4_${web}_ingress { type ipv4_addr; flags interval; }`));
+    assert.ok(lines.includes(`  set k8sany4_${webOut}_egress { type ipv4_addr; flags interval; elements = { 192.0.2.0-192.0.2.255 } }`));
+    assert.ok(lines.includes(`  set k8sany6_${webOut}_egress { type ipv6_addr; flags interval; elements = { 2001:db8:ff::-2001:db8:ff:ffff:ffff:ffff:ffff:ffff } }`));
+    assert.ok(lines.includes(`  set k8sport4_${web}_ingress { type ipv4_addr . inet_proto . inet_service; flags interval; elements = { ${[
+      "10.0.0.0-10.0.255.255 . sctp . 0-65535", "10.2.0.0-10.255.255.255 . sctp . 0-65535",
+      "10.0.0.0-10.0.255.255 . tcp . 80", "10.0.0.0-10.0.255.255 . tcp . 8000-8080", "10.2.0.0-10.255.255.255 . tcp . 80", "10.2.0.0-10.255.255.255 . tcp . 8000-8080",
+      "10.0.0.0-10.0.255.255 . udp . 53", "10.2.0.0-10.255.255.255 . udp . 53",
+    ].join(", ")} } }`), kinds(/k8sport4_/).join("\n"));
+    assert.ok(lines.includes(`  set k8sport6_${webOut}_egress { type ipv6_addr . inet_proto . inet_service; flags interval; elements = { ${[
+      "fd00:1::10 . sctp . 9000", "fd00:1::10 . tcp . 80", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff . udp . 0-65535",
+    ].join(", ")} } }`), kinds(/k8sport6_/).join("\n"));
+    // Every set of the Kubernetes tier belongs to a chain of this node, two per family and direction.
+    const k8s = kinds(/^ {2}set k8s(any|port)[46]_/);
+    assert.equal(k8s.length, Object.keys(rs.egressMap).length * 2 * 2 * 2);
+  });
+
+  it("renders the Kubernetes tier as two lookups per family and a drop", () => {
+    const web = rs.ingressMap.trlweb!;
+    const id = web.replace(/^in_/, "");
+    assert.deepEqual(chainBody(script, `${web}_k8s`), [
+      `    ip saddr @k8sany4_${id}_ingress return comment "allowed on any port"`,
+      `    ip saddr . meta l4proto . th dport @k8sport4_${id}_ingress return comment "allowed ports"`,
+      `    ip6 saddr @k8sany6_${id}_ingress return comment "allowed on any port"`,
+      `    ip6 saddr . meta l4proto . th dport @k8sport6_${id}_ingress return comment "allowed ports"`,
+      '    drop comment "isolated by NetworkPolicy/prod/np"',
+    ]);
+    const out = rs.egressMap.trlweb!;
+    assert.match(chainBody(script, `${out}_k8s`)[1]!, /^ {4}ip daddr \. meta l4proto \. th dport @k8sport4_\w+_egress return/);
   });
 });
 
@@ -142,6 +192,9 @@ describe("renderMatch", () => {
     ["anti-spoofing", { family: 4, saddrNot: ["10.0.0.1", "10.0.0.2"] }, "ip saddr != { 10.0.0.1, 10.0.0.2 }"],
     ["anti-spoofing v6", { family: 6, saddrNot: ["fd00::1"] }, "ip6 saddr != { fd00::1 }"],
     ["neighbour discovery", { family: 6, nd: true }, "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }"],
+    ["flattened tier, ingress", { family: 4, addrProtoPortSet: { set: "k8sport4_a_ingress", side: "saddr" } }, "ip saddr . meta l4proto . th dport @k8sport4_a_ingress"],
+    ["flattened tier, egress, v6", { family: 6, addrProtoPortSet: { set: "k8sport6_a_egress", side: "daddr" } }, "ip6 daddr . meta l4proto . th dport @k8sport6_a_egress"],
+    ["flattened tier, any port", { family: 6, saddrSet: "k8sany6_a_ingress" }, "ip6 saddr @k8sany6_a_ingress"],
   ];
   for (const [name, m, want] of cases) {
     it(name, () => assert.equal(renderMatch(m), want));
@@ -163,6 +216,15 @@ describe("renderRule", () => {
   });
 });
 
+/** richModel with db and edge joining app=web, and web leaving it. */
+function relabelled(): ModelBuilder {
+  const b = richModel();
+  b.pods.find((p) => p.name === "db")!.labels = { app: "web" };
+  b.pods.find((p) => p.name === "edge")!.labels = { app: "web" };
+  b.pods.find((p) => p.name === "web")!.labels = { app: "frontend" };
+  return b;
+}
+
 describe("renderSetDelta", () => {
   const base = richModel();
   const before = compilePolicy(base.build(), "n1");
@@ -172,19 +234,28 @@ describe("renderSetDelta", () => {
   });
 
   it("deletes then adds elements, per set, when only memberships moved", () => {
-    const changed = base.clone();
-    changed.pods.find((p) => p.name === "db")!.labels = { app: "web" };
-    changed.pods.find((p) => p.name === "web")!.labels = { app: "frontend" };
-    const delta = renderSetDelta(before, compilePolicy(changed.build(), "n1"))!;
-    // The peer {podSelector: app=web}: one set per family, named after the same selector.
+    const delta = renderSetDelta(before, compilePolicy(relabelled().build(), "n1"))!;
+    // Ordered tier: the peer {podSelector: app=web}, one set per family, named after the selector.
     const v4 = before.sets.find((s) => s.name.startsWith("pods4_") && s.elements.join() === "10.244.1.10")!.name;
     const v6 = v4.replace("pods4_", "pods6_");
-    assert.equal(delta, [
-      `delete element inet trellis ${v4} { 10.244.1.10 }`,
-      `add element inet trellis ${v4} { 10.244.2.10 }`,
-      `delete element inet trellis ${v6} { fd00:1::10 }`,
-      "",
-    ].join("\n"));
+    // Kubernetes tier of web's and api's ingress: edge (10.1.255.255) now has the same ports as the
+    // range above it, so that range grows by one address (one element out, one in, per box); web's
+    // IPv6 address leaves.
+    const grown = (ports: string[]): string[] => [
+      `delete element inet trellis %s { ${ports.map((p) => `10.2.0.0-10.255.255.255 . ${p}`).join(", ")} }`,
+      `add element inet trellis %s { ${ports.map((p) => `10.1.255.255-10.255.255.255 . ${p}`).join(", ")} }`,
+    ];
+    const id = (hostIf: string): string => before.ingressMap[hostIf]!.replace(/^in_/, "");
+    const blocks: Array<[string, string[]]> = [
+      [`k8sport4_${id("trlweb")}_ingress`, grown(["sctp . 0-65535", "tcp . 80", "tcp . 8000-8080", "udp . 53"])],
+      [`k8sport4_${id("trlapi")}_ingress`, grown(["sctp . 0-65535", "tcp . 8000-8080", "udp . 53"])],
+      [`k8sport6_${id("trlweb")}_ingress`, ["delete element inet trellis %s { fd00:1::10 . sctp . 0-65535, fd00:1::10 . tcp . 80, fd00:1::10 . tcp . 8000-8080, fd00:1::10 . udp . 53 }"]],
+      [`k8sport6_${id("trlapi")}_ingress`, ["delete element inet trellis %s { fd00:1::10 . sctp . 0-65535, fd00:1::10 . tcp . 8000-8080, fd00:1::10 . udp . 53 }"]],
+      [v4, ["delete element inet trellis %s { 10.244.1.10 }", "add element inet trellis %s { 10.1.255.255, 10.244.2.10 }"]],
+      [v6, ["delete element inet trellis %s { fd00:1::10 }"]],
+    ];
+    const want = blocks.sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, ls]) => ls.map((l) => l.replace("%s", name)));
+    assert.equal(delta, [...want, ""].join("\n"));
   });
 
   it("is undefined when chains, maps or the list of sets change", () => {
@@ -209,15 +280,38 @@ describe("nft accepts the script", () => {
     assert.equal(add.status, 0, add.stderr);
     try {
       const before = compilePolicy(richModel().build(), "n1");
-      const changed = richModel();
-      changed.pods.find((p) => p.name === "db")!.labels = { app: "web" };
-      const after = compilePolicy(changed.build(), "n1");
+      const after = compilePolicy(relabelled().build(), "n1");
+      const delta = renderSetDelta(before, after)!;
+      // The delta replaces range elements of the Kubernetes tier by overlapping ones in one transaction.
+      assert.match(delta, /^delete element inet trellis k8sport4_\w+ \{ 10\.2\.0\.0-10\.255\.255\.255 \. sctp/m);
+      assert.match(delta, /^add element inet trellis k8sport4_\w+ \{ 10\.1\.255\.255-10\.255\.255\.255 \. sctp/m);
       run(["nft", "-c", "-f", "-"], renderRuleset(before));
       run(["nft", "-f", "-"], renderRuleset(before));
-      run(["nft", "-f", "-"], renderSetDelta(before, after)!);
+      const webPorts = `k8sport4_${before.ingressMap.trlweb!.replace(/^in_/, "")}_ingress`;
+      /** Is the (address . protocol . port) in the kernel's set? Asks the kernel, not our text. */
+      const has = (set: string, element: string): boolean =>
+        spawnSync("ip", ["netns", "exec", ns, "nft", "get", "element", "inet", "trellis", set, `{ ${element} }`], { encoding: "utf8" }).status === 0;
+      assert.equal(has(webPorts, "10.1.255.255 . tcp . 80"), false);
+      assert.equal(has(webPorts, "10.2.0.0 . tcp . 80"), true);
+      run(["nft", "-f", "-"], delta);
+      assert.equal(has(webPorts, "10.1.255.255 . tcp . 80"), true);
+      assert.equal(has(webPorts, "10.1.255.254 . tcp . 80"), false);
+      assert.equal(has(webPorts, "10.1.255.255 . tcp . 81"), false);
+      assert.equal(has(webPorts, "10.255.255.255 . udp . 53"), true);
+      assert.equal(has(webPorts, "10.255.255.255 . udp . 54"), false);
+      const sets = (): string => {
+        const listed = spawnSync("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "trellis"], { encoding: "utf8" });
+        assert.equal(listed.status, 0, listed.stderr);
+        const objects = (JSON.parse(listed.stdout) as { nftables: Array<{ set?: { name: string; elem?: unknown[] } }> }).nftables;
+        return JSON.stringify(objects.flatMap((o) => (o.set ? [[o.set.name, (o.set.elem ?? []).map((e) => JSON.stringify(e)).sort()]] : []))
+          .sort(([a], [b]) => String(a).localeCompare(String(b))));
+      };
+      const afterDelta = sets();
+      assert.match(afterDelta, /10\.1\.255\.255/);
+      assert.match(afterDelta, /10\.244\.2\.10/);
+      // The delta leaves the kernel with exactly the sets the full script of the new ruleset writes.
       run(["nft", "-f", "-"], renderRuleset(after));
-      const listed = spawnSync("ip", ["netns", "exec", ns, "nft", "list", "table", "inet", "trellis"], { encoding: "utf8" });
-      assert.match(listed.stdout, /10\.244\.2\.10/);
+      assert.equal(sets(), afterDelta);
     } finally {
       spawnSync("ip", ["netns", "del", ns]);
     }
