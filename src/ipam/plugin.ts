@@ -37,7 +37,8 @@ export function ipamAdd(req: CniRequest, deps: IpamDeps = defaultIpamDeps): Resu
   const requested = requestedIps(req.config, req.args);
   const allocations = store.locked(() => {
     const entries = store.entries({ cached: true });
-    const held = store.findByOwner(owner, entries).map((t) => parseIp(t)!);
+    // The cache may name an old owner of a reused address: confirm from the file before refusing.
+    const held = store.findByOwner(owner, entries).filter((t) => store.ownerOf(t)?.containerId === owner.containerId).map((t) => parseIp(t)!);
     const picked = allocate({
       rangeSets: cfg.rangeSets,
       used: new Set(entries.keys()),
@@ -56,7 +57,7 @@ export function ipamAdd(req: CniRequest, deps: IpamDeps = defaultIpamDeps): Resu
       done.push(text);
       entries.set(text, owner);
     }
-    store.saveCache(entries);
+    store.saveCacheIfWorthIt(entries);
     return picked;
   });
   const result: Result = {

@@ -19,6 +19,7 @@ export interface Owner {
 }
 
 const LAST_RESERVED = "last_reserved_ip.";
+const CACHE_REWRITE_AFTER = 8;
 
 export class DiskStore {
   readonly dir: string;
@@ -62,6 +63,7 @@ export class DiskStore {
       throw e;
     }
     const cache = opts.cached ? this.readCache() : undefined;
+    this.freshReads = 0;
     for (const name of names) {
       if (name === "lock" || name.startsWith(LAST_RESERVED) || !parseIp(name)) continue;
       const known = cache?.get(name);
@@ -77,8 +79,29 @@ export class DiskStore {
         throw e;
       }
       out.set(name, parseOwner(text));
+      this.freshReads++;
     }
     return out;
+  }
+
+  /** The owner recorded in one reservation file, read now; undefined if there is none. */
+  ownerOf(ipText: string): Owner | undefined {
+    try {
+      return parseOwner(fs.readFileSync(path.join(this.dir, ipText), "utf8"));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Files `entries` had to read (not found in the owner cache) on its last call. */
+  freshReads = 0;
+
+  /**
+   * Saves the owner cache when it would save work: rewriting it costs about as much as reading a
+   * handful of reservation files, so it is only rewritten once that many were read.
+   */
+  saveCacheIfWorthIt(entries: ReadonlyMap<string, Owner>): void {
+    if (this.freshReads >= CACHE_REWRITE_AFTER) this.saveCache(entries);
   }
 
   private readCache(): Map<string, Owner> | undefined {
