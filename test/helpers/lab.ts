@@ -47,41 +47,11 @@ export function trellisOk(...args: string[]): Run {
   return r;
 }
 
-export type Transport = "vxlan" | "host-gw" | "unreachable";
-
-export interface LabStatus {
-  backend: string;
-  datastore?: string;
-  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number }>;
-  pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
-}
-
-export interface NodeReport {
-  name: string;
-  publicIp: string;
-  subnet: string;
-  backend: string;
-  leaseExpiresAt: string;
-  peers: Array<{ node: string; transport: Transport; reason?: string }>;
-}
-
-export interface CheckCell {
-  from: string;
-  to: string;
-  /** "ICMP", or "80/TCP" for a port the destination declares. */
-  probe: string;
-  expected: boolean;
-  reached: boolean;
-  /** Why it is expected or not (topology, or the policy verdict). */
-  why: string;
-}
-
-export interface CheckReport {
-  pods: string[];
-  targets: string[];
-  cells: CheckCell[];
-  passed: boolean;
-}
+// The JSON shapes the CLI prints are the library's own types (the tests still go through the CLI).
+import type { Transport } from "../../src/dataplane/state.js";
+import type { CheckCell, CheckReport, LabStatus } from "../../src/lab/lab.js";
+import type { NodeRow as NodeReport } from "../../src/cli/cluster.js";
+export type { CheckCell, CheckReport, LabStatus, NodeReport, Transport };
 
 /** `policy explain -o json`: the verdict per direction. */
 export interface Explanation {
