@@ -104,6 +104,13 @@ describe("trellis plugin", () => {
   });
 
   describe("ADD", () => {
+    it("refuses bridge mode on a node that enforces network policy, before allocating anything", () => {
+      files.set("/run/trellis/subnet.env", "TRELLIS_SUBNET=10.1.0.0/24\nTRELLIS_NODE=n1\nTRELLIS_ENDPOINT_DIR=/run/trellis/endpoints\n");
+      const cfg = { ...CONFIG, mode: "bridge", ipam: { type: "trellis-ipam", subnetFile: "/run/trellis/subnet.env" } };
+      assertCniError(() => plugin.add(request("ADD", cfg)), ErrorCode.InvalidNetworkConfig, "bridge", "--no-policy");
+      assert.deepEqual(events, [], "no address taken, nothing created");
+    });
+
     it("allocates with IPAM, then sets up the host side, then the pod side", () => {
       plugin.add(request("ADD"));
       assert.deepEqual(events, ["ipam ADD ctr1/eth0", "host batch", `pod batch ${NS}`]);

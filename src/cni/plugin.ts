@@ -216,6 +216,12 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
       checkNetns(kernel, req.netns);
       const prev = prevResultOf(req);
       const node = nodeInfo(req, deps.readFile);
+      if (cfg.mode === "bridge" && node?.endpointDir) {
+        // Pods on one bridge talk at layer 2, out of reach of the nftables forward hook: refuse
+        // rather than attach a pod that policies would silently not cover.
+        throw new CniError(ErrorCode.InvalidNetworkConfig,
+          "invalid config: mode \"bridge\": this node enforces network policy, which bridge mode cannot; use mode \"routed\" or run the agent with --no-policy");
+      }
       const mtu = cfg.mtu ?? node?.mtu;
       const ipam = ipamFor(req, cfg);
       const ipamResult = ipam.add(req);

@@ -290,6 +290,8 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
     "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", "5",
     "--endpoint-dir", path.join(dir, "endpoints"),
+    // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
+    ...(plan.mode === "bridge" ? ["--no-policy"] : []),
   ], path.join(dir, "agent.log"), env);
   state.pids = state.pids.filter((p) => p.what !== `agent ${node.name}`);
   state.pids.push({ what: `agent ${node.name}`, pid });
