@@ -8,12 +8,10 @@
 // address is handed out twice, DEL leaves nothing behind) and the run cleans up after itself.
 // Method, caveats and how to run: bench/README.md.
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { isIP } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import {
   addressFiles,
   BUILD_CNI,
@@ -42,6 +40,7 @@ import {
   type StartupRun,
   type ThroughputRound,
 } from "./report.js";
+import { CLK_TCK, commandLine, commandOutput, environment, interruptSignal, sha256File, wholeNumber, writeResults } from "./common.js";
 import { rotate, round3 } from "./stats.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -117,27 +116,15 @@ const USAGE = `usage: node dist/bench/cni-add-del.js [options]   (as root, after
   --out FILE        JSON results (default bench/results/cni-add-del.json)`;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      pods: { type: "string", default: "100" },
-      warmup: { type: "string", default: "5" },
-      "in-flight": { type: "string", default: "4" },
-      rounds: { type: "string", default: "3" },
-      "startup-runs": { type: "string", default: "50" },
-      out: { type: "string", default: path.join(ROOT, "bench", "results", "cni-add-del.json") },
-      help: { type: "boolean", default: false },
-    },
+  const values = commandLine(argv, USAGE, {
+    pods: { type: "string", default: "100" },
+    warmup: { type: "string", default: "5" },
+    "in-flight": { type: "string", default: "4" },
+    rounds: { type: "string", default: "3" },
+    "startup-runs": { type: "string", default: "50" },
+    out: { type: "string", default: path.join(ROOT, "bench", "results", "cni-add-del.json") },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const int = (name: string, text: string, min: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} ${JSON.stringify(text)}: must be an integer >= ${min}\n${USAGE}`);
-    return n;
-  };
+  const int = wholeNumber;
   return {
     pods: int("pods", values.pods, 1),
     warmup: int("warmup", values.warmup, 0),
@@ -156,8 +143,6 @@ const msSince = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-const CLOCK_TICKS_PER_SEC = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
-
 /**
  * CPU time (user + system) of this process's children that have exited and been reaped, in ms:
  * fields cutime and cstime of /proc/self/stat. That covers the plugin and everything it waited
@@ -169,7 +154,7 @@ function childCpuMs(): number {
   const stat = fs.readFileSync("/proc/self/stat", "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   // fields[0] is field 3 (state); cutime and cstime are fields 16 and 17.
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS_PER_SEC;
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLK_TCK;
 }
 
 /** One plugin call: its wall time, spawn to exit, and the CPU it and its children used. */
@@ -414,23 +399,6 @@ function snapshotBuild(dirs: TempDirs): string {
   return dir;
 }
 
-/**
- * SHA-256 of a file, read 1 MiB at a time. Reading the 111 MB executable in one piece would keep
- * it in this process's memory, and every later fork() (each plugin call) would copy its page
- * tables: that once made the /bin/true floor 11 ms instead of 2.
- */
-function sha256File(file: string): string {
-  const hash = createHash("sha256");
-  const chunk = Buffer.allocUnsafe(1 << 20);
-  const fd = fs.openSync(file, "r");
-  try {
-    for (let n = fs.readSync(fd, chunk); n > 0; n = fs.readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest("hex");
-}
-
 function prepare(pool: NetnsPool, opts: Options, dirs: TempDirs, env: Environment): Impl[] {
   const total = opts.warmup + opts.pods;
   const bin = snapshotBuild(dirs);
@@ -459,26 +427,15 @@ function checkCleanup(tag: string, dirs: Array<{ dir: string }>, linksBefore: Se
 // ---------------------------------------------------------------------------------------------
 // What the run is traceable to
 
-function environment(): Environment {
-  const out = (cmd: string, args: string[]): string => spawnSync(cmd, args, { encoding: "utf8", cwd: ROOT }).stdout?.trim() ?? "";
+/** The versions of Bun (which compiled the executables) and of the reference plugins. */
+function toolVersions(): { bun: string; referencePlugins: string } {
   let bun = "unknown";
   try {
     bun = (JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", "bun", "package.json"), "utf8")) as { version: string }).version;
   } catch {
     // not installed the usual way: leave "unknown"
   }
-  return {
-    date: new Date().toISOString(),
-    kernel: os.release(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    node: process.version,
-    bun,
-    referencePlugins: out("dpkg-query", ["-W", "-f", "${Package} ${Version}", "containernetworking-plugins"]) || "unknown",
-    git: { commit: out("git", ["rev-parse", "HEAD"]) || "unknown", dirty: out("git", ["status", "--porcelain", "--untracked-files=no"]) !== "" },
-    trellisBinary: { bytes: 0, sha256: "" },
-    loadAverage: { start: round3(os.loadavg()[0]!), end: Number.NaN },
-  };
+  return { bun, referencePlugins: commandOutput("dpkg-query", ["-W", "-f", "${Package} ${Version}", "containernetworking-plugins"]) || "unknown" };
 }
 
 /** The implementation as the JSON records it: the binary it was built as, no temporary paths. */
@@ -507,12 +464,9 @@ async function main(): Promise<number> {
   }
   if (opts.pods < 100) console.error(`note: --pods ${opts.pods} < 100, so p99 is close to the maximum`);
 
-  const ac = new AbortController();
-  const stop = (sig: string) => (): void => ac.abort(new Error(`interrupted by ${sig}`));
-  process.once("SIGINT", stop("SIGINT"));
-  process.once("SIGTERM", stop("SIGTERM"));
+  const signal = interruptSignal();
 
-  const env = environment();
+  const env: Environment = environment(toolVersions());
   const linksBefore = ownLinks();
   const pool = new NetnsPool();
   const dirs: TempDirs = [];
@@ -524,11 +478,11 @@ async function main(): Promise<number> {
     const impls = prepare(pool, opts, dirs, env);
     const probes = startupProbes(impls);
     console.error("start-up cost...");
-    const startup = await measureStartup(probes, opts.startupRuns, ac.signal);
+    const startup = await measureStartup(probes, opts.startupRuns, signal);
     console.error("sequential ADD, then DEL...");
-    const sequential = await measureSequential(impls, opts, book, ac.signal);
+    const sequential = await measureSequential(impls, opts, book, signal);
     console.error(`throughput, ${opts.inFlight} in flight...`);
-    const throughput = await measureThroughput(impls, opts, book, ac.signal);
+    const throughput = await measureThroughput(impls, opts, book, signal);
     measured = {
       impls: impls.map((impl) => implRun(impl, sequential.get(impl.id)!, throughput.get(impl.id)!)),
       startup: probes.map((p) => ({ id: p.id, label: p.label, ...startup.get(p.id)! })),
@@ -553,9 +507,7 @@ async function main(): Promise<number> {
     checks: { adds: book.taken, addresses: book.distinct, cleanup },
   };
   console.log(renderText(report));
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-  fs.writeFileSync(opts.out, JSON.stringify(renderJson(report), null, 2) + "\n");
-  console.log(`\nresults: ${path.relative(process.cwd(), opts.out) || opts.out}`);
+  writeResults(opts.out, renderJson(report));
   return cleanup.clean ? 0 : 1;
 }
 

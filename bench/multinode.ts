@@ -12,17 +12,18 @@
 // also on error or Ctrl-C. There are no timing thresholds: it measures, people judge.
 // Method and caveats: bench/README.md.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { parseArgs } from "node:util";
-import { labDown, labUp, nodeDir, readState, startAgent, stopAgent, subnetFileOf, type LabState, type LabTools } from "../src/lab/lab.js";
+import { labUp, nodeDir, startAgent, stopAgent, subnetFileOf, type LabState, type LabTools } from "../src/lab/lab.js";
 import type { LabBackend, LabDatastore, LabNode } from "../src/lab/plan.js";
-import { listNetns, netnsPath, processAlive, stopProcess } from "../src/kernel/netns.js";
-import { BUILD_CNI, ROOT, TRELLIS_CLI, uniq } from "../test/helpers/netns.js";
+import { netnsPath, processAlive, stopProcess } from "../src/kernel/netns.js";
+import { ROOT, uniq } from "../test/helpers/netns.js";
+import {
+  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f1, f2, inNetns as nsenter, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
+  requireRootAnd, run, sizeOf, table, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
+} from "./common.js";
 import {
   netlinkSubscribed, parseAgentStart, parseIperfJson, parseMonitorRouteLine, parsePingSummary, parsePingTimes, parseProcStat, parseVmRssKiB,
   type CpuTicks, type RouteEvent,
@@ -62,33 +63,19 @@ const USAGE = `usage: node dist/bench/multinode.js [options]   (as root, after n
   --verbose          show lab progress`;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      nodes: { type: "string", default: "10" },
-      iterations: { type: "string", default: "20" },
-      warmup: { type: "string", default: "1" },
-      "idle-seconds": { type: "string", default: "25" },
-      rounds: { type: "string", default: "3" },
-      seconds: { type: "string", default: "4" },
-      pings: { type: "string", default: "200" },
-      parts: { type: "string", default: PARTS.join(",") },
-      out: { type: "string", default: path.join(ROOT, "bench", "results", "multinode.json") },
-      verbose: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+  const values = commandLine(argv, USAGE, {
+    nodes: { type: "string", default: "10" },
+    iterations: { type: "string", default: "20" },
+    warmup: { type: "string", default: "1" },
+    "idle-seconds": { type: "string", default: "25" },
+    rounds: { type: "string", default: "3" },
+    seconds: { type: "string", default: "4" },
+    pings: { type: "string", default: "200" },
+    parts: { type: "string", default: PARTS.join(",") },
+    out: { type: "string", default: path.join(ROOT, "bench", "results", "multinode.json") },
+    verbose: { type: "boolean", default: false },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min) throw new Error(`--${name} ${JSON.stringify(v)}: a whole number >= ${min} is needed`);
-    return n;
-  };
-  const parts = new Set(values.parts.split(",").map((p) => p.trim()).filter(Boolean));
-  for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--parts: unknown part "${p}" (${PARTS.join(", ")})`);
+  const int = wholeNumber;
   return {
     nodes: int("nodes", values.nodes, 2),
     iterations: int("iterations", values.iterations, 1),
@@ -97,7 +84,7 @@ function parseOptions(argv: string[]): Options {
     rounds: int("rounds", values.rounds, 1),
     seconds: int("seconds", values.seconds, 1),
     pings: int("pings", values.pings, 1),
-    parts: parts as Set<Part>,
+    parts: partsOf(values.parts, PARTS),
     out: path.resolve(values.out),
     verbose: values.verbose,
   };
@@ -108,13 +95,6 @@ function parseOptions(argv: string[]): Options {
 
 /** The wall clock (CLOCK_REALTIME, ms): the clock of `ip -ts` and of the agent's log timestamps. */
 const wallNow = (): number => Date.now();
-
-function run(cmd: string, args: readonly string[], input?: string): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
-  if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout;
-}
 
 interface Finished {
   code: number | null;
@@ -137,8 +117,6 @@ function runAsync(cmd: string, args: readonly string[], signal: AbortSignal, tim
   });
 }
 
-const nsenter = (netns: string, cmd: string, ...args: string[]): [string, string[]] => ["nsenter", [`--net=${netnsPath(netns)}`, "--", cmd, ...args]];
-
 /** `ip -batch` inside a namespace; every line must succeed. */
 function ipBatch(netns: string, lines: readonly string[]): void {
   run("ip", ["-n", netns, "-batch", "-"], lines.join("\n") + "\n");
@@ -150,71 +128,6 @@ async function waitFor(what: string, timeoutMs: number, signal: AbortSignal, pro
     signal.throwIfAborted();
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await delay(everyMs, undefined, { signal });
-  }
-}
-
-/** What this run made, so that `finally` can remove exactly that. */
-class Made {
-  readonly labs: string[] = [];
-  readonly netns: string[] = [];
-  readonly children = new Set<ChildProcess>();
-  readonly dirs: string[] = [];
-
-  createNetns(name: string): string {
-    run("ip", ["netns", "add", name]);
-    this.netns.push(name);
-    run("ip", ["-n", name, "link", "set", "lo", "up"]);
-    return name;
-  }
-
-  /** Spawns a child we keep an eye on; it is killed (by pid) at cleanup if still running. */
-  spawn(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; output?: boolean } = {}): ChildProcess {
-    const child = spawn(cmd, args, { stdio: ["ignore", opts.output ? "pipe" : "ignore", "ignore"], env: opts.env ?? process.env });
-    this.children.add(child);
-    child.on("close", () => this.children.delete(child));
-    child.on("error", () => undefined);
-    return child;
-  }
-
-  /** Ends the given children (default: all still running), by pid. */
-  async stopChildren(which: Iterable<ChildProcess> = [...this.children]): Promise<string[]> {
-    const errors: string[] = [];
-    for (const c of which) {
-      if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
-        try {
-          await stopProcess(c.pid, 1000);
-        } catch (e) {
-          errors.push(`pid ${c.pid}: ${(e as Error).message}`);
-        }
-      }
-    }
-    return errors;
-  }
-
-  /** Removes the labs made so far (all of their namespaces and processes). */
-  async removeLabs(tools: LabTools | undefined, say: (l: string) => void): Promise<string[]> {
-    const errors: string[] = [];
-    for (const lab of [...this.labs].reverse()) {
-      try {
-        const r = await labDown(lab, tools ?? { cniBinDir: BUILD_CNI }, () => undefined);
-        errors.push(...r.errors.map((e) => `lab ${lab}: ${e}`));
-        say(`lab ${lab} removed (${r.deletedNetns.length} namespaces)`);
-        this.labs.splice(this.labs.indexOf(lab), 1);
-      } catch (e) {
-        errors.push(`lab ${lab}: ${(e as Error).message}`);
-      }
-    }
-    return errors;
-  }
-
-  async cleanup(tools: LabTools | undefined, say: (l: string) => void): Promise<string[]> {
-    const errors = [...await this.stopChildren(), ...await this.removeLabs(tools, say)];
-    for (const ns of this.netns.splice(0).reverse()) {
-      const r = spawnSync("ip", ["netns", "del", ns], { encoding: "utf8" });
-      if (r.status !== 0 && !/No such file/.test(r.stderr)) errors.push(`namespace ${ns}: ${r.stderr.trim()}`);
-    }
-    for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-    return errors;
   }
 }
 
@@ -293,22 +206,6 @@ interface ConvSample {
   removalMs: number;
 }
 
-const readFrom = (file: string, offset: number): string => {
-  try {
-    const fd = fs.openSync(file, "r");
-    try {
-      const size = fs.fstatSync(fd).size;
-      const buf = Buffer.alloc(Math.max(0, size - offset));
-      fs.readSync(fd, buf, 0, buf.length, offset);
-      return buf.toString("utf8");
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
-};
-
 const blockOf = (lab: string, node: string): string => {
   const m = /TRELLIS_SUBNET=(\S+)/.exec(fs.readFileSync(subnetFileOf(lab, node), "utf8"));
   if (!m) throw new Error(`no TRELLIS_SUBNET in ${subnetFileOf(lab, node)}`);
@@ -334,7 +231,7 @@ async function convergenceIteration(c: ConvLab, iteration: number, warmup: boole
 
   // Start the agent again and wait for every peer's route to its block.
   const log = path.join(nodeDir(labName, node.name), "agent.log");
-  const offset = fs.existsSync(log) ? fs.statSync(log).size : 0;
+  const offset = sizeOf(log);
   const t0 = wallNow();
   startAgent(state.plan, state, node, tools.trellisBin);
   let wanted = block;
@@ -408,7 +305,6 @@ interface IdleResult {
   etcd?: ProcessUsage;
 }
 
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 const ticks = (pid: number): CpuTicks => parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
 const rss = (pid: number): number => parseVmRssKiB(fs.readFileSync(`/proc/${pid}/status`, "utf8")) ?? Number.NaN;
 
@@ -600,44 +496,12 @@ async function measureDataplane(paths: DataPath[], made: Made, o: Options, signa
 // ---------------------------------------------------------------------------------------------
 // Output
 
-interface Environment {
-  date: string;
-  kernel: string;
-  cpus: number;
-  cpuModel: string;
-  node: string;
-  iperf3: string;
-  etcd: string;
-  git: { commit: string; dirty: boolean };
-  trellisBinary: { bytes: number; sha256: string };
-  loadAverage: { start: number; end: number };
-}
+/** The versions of the tools measured with. */
+const toolVersions = (): { iperf3: string; etcd: string } => ({
+  iperf3: commandOutput("iperf3", ["--version"]).split("\n")[0] ?? "unknown",
+  etcd: commandOutput("etcd", ["--version"]).split("\n")[0] ?? "unknown",
+});
 
-function environment(): Environment {
-  const out = (cmd: string, args: string[]): string => spawnSync(cmd, args, { encoding: "utf8", cwd: ROOT }).stdout?.trim() ?? "";
-  return {
-    date: new Date().toISOString(),
-    kernel: os.release(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    node: process.version,
-    iperf3: out("iperf3", ["--version"]).split("\n")[0] ?? "unknown",
-    etcd: out("etcd", ["--version"]).split("\n")[0] ?? "unknown",
-    git: { commit: out("git", ["rev-parse", "HEAD"]) || "unknown", dirty: out("git", ["status", "--porcelain", "--untracked-files=no"]) !== "" },
-    trellisBinary: { bytes: 0, sha256: "" },
-    loadAverage: { start: round3(os.loadavg()[0]!), end: Number.NaN },
-  };
-}
-
-function table(header: string[], rows: string[][]): string {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
-  return [line(header), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
-}
-
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : "-");
-const ratio = (a: number, b: number): number => (b > 0 ? a / b : Number.NaN);
 const mean = (xs: readonly number[]): number => summarize(xs).mean;
 const mib = (kib: number): number => kib / 1024;
 
@@ -700,12 +564,12 @@ function summarizeDataplane(paths: DataPath[], samples: DataSample[]): PathSumma
 }
 
 interface Report {
-  env: Environment;
+  env: Environment & ReturnType<typeof toolVersions>;
   options: Omit<Options, "parts" | "out" | "verbose"> & { parts: Part[] };
   convergence?: { samples: ConvSample[]; summary: ConvSummary[] };
   idle?: IdleResult[];
   dataplane?: { paths: DataPath[]; samples: DataSample[]; summary: PathSummary[] };
-  cleanup: { clean: boolean; problems: string[] };
+  cleanup: CleanupCheck;
 }
 
 function renderText(r: Report): string {
@@ -748,67 +612,26 @@ function renderText(r: Report): string {
       ])));
     out.push(`nftables tables on the sending node: ${r.dataplane.paths.map((p) => `${p.label}: ${p.nftTables.length ? p.nftTables.join(", ") : "none"}`).join("; ")}`);
   }
-  out.push("", r.cleanup.clean ? "cleanup: everything this run made is gone" : `cleanup PROBLEMS: ${r.cleanup.problems.join("; ")}`);
+  out.push("", cleanupLine(r.cleanup));
   return out.join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
 
-/** Copies the executables, so that a rebuild during the run cannot swap what is measured. */
-function copyTools(made: Made): LabTools & { sha256: string; bytes: number } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trlbench-multinode-"));
-  made.dirs.push(dir);
-  fs.mkdirSync(path.join(dir, "cni"));
-  for (const [from, to] of [[TRELLIS_CLI, "trellis"], [path.join(BUILD_CNI, "trellis"), "cni/trellis"], [path.join(BUILD_CNI, "trellis-ipam"), "cni/trellis-ipam"]] as const) {
-    if (!fs.existsSync(from)) throw new Error(`${from} not found: run "npm run build"`);
-    fs.copyFileSync(from, path.join(dir, to));
-    fs.chmodSync(path.join(dir, to), 0o755);
-  }
-  const bin = path.join(dir, "trellis");
-  return { cniBinDir: path.join(dir, "cni"), trellisBin: bin, sha256: createHash("sha256").update(fs.readFileSync(bin)).digest("hex"), bytes: fs.statSync(bin).size };
-}
-
-function checkCleanup(tag: string, made: Made, errors: string[]): { clean: boolean; problems: string[] } {
-  const problems = [...errors];
-  const left = listNetns().filter((n) => n.includes(tag));
-  if (left.length > 0) problems.push(`namespaces left: ${left.join(", ")}`);
-  const labsLeft = ["ce", "cx", "vx", "hg"].map((s) => `b${tag}${s}`).filter((l) => readState(l));
-  if (labsLeft.length > 0) problems.push(`labs left: ${labsLeft.join(", ")}`);
-  const running = [...made.children].filter((c) => c.pid !== undefined && processAlive(c.pid));
-  if (running.length > 0) problems.push(`processes left: ${running.map((c) => c.pid).join(", ")}`);
-  return { clean: problems.length === 0, problems };
-}
-
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
-  if (process.getuid?.() !== 0) throw new Error("cannot run: needs root (network namespaces)");
-  for (const tool of ["iperf3", "ping", "ss", "nsenter", ...(o.parts.has("convergence") || o.parts.has("resources") ? ["etcd"] : [])]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`cannot run: ${tool} not found${tool === "iperf3" ? " (apt-get install -y iperf3)" : ""}`);
-  }
-  const ac = new AbortController();
-  const stop = (sig: string) => (): void => ac.abort(new Error(`interrupted by ${sig}`));
-  process.once("SIGINT", stop("SIGINT"));
-  process.once("SIGTERM", stop("SIGTERM"));
-  const signal = ac.signal;
-  const say = (l: string): void => {
-    if (o.verbose) console.error(`    ${l}`);
-  };
+  requireRootAnd(["iperf3", "ping", "ss", "nsenter", ...(o.parts.has("convergence") || o.parts.has("resources") ? ["etcd"] : [])]);
+  const signal = interruptSignal();
+  const say = progress(o.verbose);
 
-  const env = environment();
+  const env = environment(toolVersions());
   const tag = uniq().slice(0, 6);
-  const made = new Made();
   const report: Report = {
     env,
     options: { nodes: o.nodes, iterations: o.iterations, warmup: o.warmup, idleSeconds: o.idleSeconds, rounds: o.rounds, seconds: o.seconds, pings: o.pings, parts: [...o.parts] },
     cleanup: { clean: false, problems: [] },
   };
-  let tools: (LabTools & { sha256: string; bytes: number }) | undefined;
-  let error: unknown;
-  const started = Date.now();
-  try {
-    tools = copyTools(made);
-    env.trellisBinary = { bytes: tools.bytes, sha256: tools.sha256 };
-
+  report.cleanup = await labRun("multinode", env, tag, ["ce", "cx", "vx", "hg"].map((s) => `b${tag}${s}`), say, async (made, tools) => {
     if (o.parts.has("convergence") || o.parts.has("resources")) {
       console.error(`convergence labs (${o.nodes} nodes each, embedded and etcd)...`);
       const labs = await startConvergenceLabs(made, tools, tag, o, say, signal);
@@ -836,22 +659,9 @@ async function main(): Promise<number> {
       const samples = await measureDataplane(paths, made, o, signal);
       report.dataplane = { paths, samples, summary: summarizeDataplane(paths, samples) };
     }
-  } catch (e) {
-    error = e;
-  } finally {
-    const errors = await made.cleanup(tools, say);
-    report.cleanup = checkCleanup(tag, made, errors);
-  }
-  env.loadAverage.end = round3(os.loadavg()[0]!);
-  console.error(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  if (error !== undefined) {
-    if (!report.cleanup.clean) console.error(`cleanup FAILED: ${report.cleanup.problems.join("; ")}`);
-    throw error;
-  }
+  });
   console.log(renderText(report));
-  fs.mkdirSync(path.dirname(o.out), { recursive: true });
-  fs.writeFileSync(o.out, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nresults: ${path.relative(process.cwd(), o.out) || o.out}`);
+  writeResults(o.out, report);
   return report.cleanup.clean ? 0 : 1;
 }
 

@@ -20,24 +20,25 @@
 // Every lab, namespace and process this script makes is removed (processes ended by pid) in
 // `finally`, also on error or Ctrl-C. No timing thresholds: it measures, people judge.
 // Method and caveats: bench/README.md.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { parseArgs } from "node:util";
 import { podHostIfName } from "../src/cni/attachment.js";
-import { labDown, labUp, nodeDir, readState, type LabState, type LabTools } from "../src/lab/lab.js";
+import { labUp, nodeDir, type LabState, type LabTools } from "../src/lab/lab.js";
 import { labObjects, type LabNode, type LabPod } from "../src/lab/plan.js";
-import { listNetns, netnsPath, processAlive, stopProcess } from "../src/kernel/netns.js";
+import { stopProcess } from "../src/kernel/netns.js";
 import { compilePolicy, type Ruleset } from "../src/policy/compile.js";
 import type { PolicyModel } from "../src/policy/model.js";
 import { parseDocuments } from "../src/policy/parse.js";
 import { renderRuleset, renderSetDelta } from "../src/policy/render.js";
 import { ENDPOINT_PREFIX, modelFromObjects, type ParseCache } from "../src/policy/store-model.js";
-import { BUILD_CNI, ROOT, TRELLIS_CLI, uniq } from "../test/helpers/netns.js";
+import { ROOT, uniq } from "../test/helpers/netns.js";
+import {
+  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f0, f1, f2, inNetns as inNs, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
+  requireRootAnd, run, sizeOf, table, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
+} from "./common.js";
 import {
   BENCH_NS, canonicalElement, cniAddTime, documents, elementPoint, manyPolicies, parsePolicyLines, podDoc, policyFailures, tableFromNftJson, uncovered,
   wallPolicies, type Doc, type Element, type PolicyLogLine, type TableView, type WallKind,
@@ -87,38 +88,24 @@ const USAGE = `usage: node dist/bench/policy.js [options]   (as root, after npm 
   --verbose           show lab progress and every sample`;
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      policies: { type: "string", default: "1000" },
-      runs: { type: "string", default: "3" },
-      "wall-policies": { type: "string", default: "100" },
-      "wall-rules": { type: "string", default: "100" },
-      flips: { type: "string", default: "3" },
-      rounds: { type: "string", default: "2" },
-      seconds: { type: "string", default: "4" },
-      pings: { type: "string", default: "500" },
-      rr: { type: "string", default: "500" },
-      pods: { type: "string", default: "10" },
-      "pods-wall": { type: "string", default: "2" },
-      "skip-ordered": { type: "boolean", default: false },
-      parts: { type: "string", default: PARTS.join(",") },
-      out: { type: "string", default: path.join(ROOT, "bench", "results", "policy.json") },
-      verbose: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+  const values = commandLine(argv, USAGE, {
+    policies: { type: "string", default: "1000" },
+    runs: { type: "string", default: "3" },
+    "wall-policies": { type: "string", default: "100" },
+    "wall-rules": { type: "string", default: "100" },
+    flips: { type: "string", default: "3" },
+    rounds: { type: "string", default: "2" },
+    seconds: { type: "string", default: "4" },
+    pings: { type: "string", default: "500" },
+    rr: { type: "string", default: "500" },
+    pods: { type: "string", default: "10" },
+    "pods-wall": { type: "string", default: "2" },
+    "skip-ordered": { type: "boolean", default: false },
+    parts: { type: "string", default: PARTS.join(",") },
+    out: { type: "string", default: path.join(ROOT, "bench", "results", "policy.json") },
+    verbose: { type: "boolean", default: false },
   });
-  if (values.help) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || n < min) throw new Error(`--${name} ${JSON.stringify(v)}: a whole number >= ${min} is needed`);
-    return n;
-  };
-  const parts = new Set(values.parts.split(",").map((p) => p.trim()).filter(Boolean));
-  for (const p of parts) if (!(PARTS as readonly string[]).includes(p)) throw new Error(`--parts: unknown part "${p}" (${PARTS.join(", ")})`);
+  const int = wholeNumber;
   return {
     policies: int("policies", values.policies, 2),
     runs: int("runs", values.runs, 1),
@@ -132,21 +119,14 @@ function parseOptions(argv: string[]): Options {
     pods: int("pods", values.pods, 0),
     podsWall: int("pods-wall", values["pods-wall"], 0),
     ordered: !values["skip-ordered"],
-    parts: parts as Set<Part>,
+    parts: partsOf(values.parts, PARTS),
     out: path.resolve(values.out),
     verbose: values.verbose,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes, namespaces, files
-
-function run(cmd: string, args: readonly string[], input?: string): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", input, maxBuffer: 256 * 1024 * 1024 });
-  if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ").slice(0, 200)} exited ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
-  return r.stdout;
-}
+// Processes
 
 interface Finished {
   code: number | null;
@@ -177,8 +157,6 @@ function runAsync(cmd: string, args: readonly string[], signal: AbortSignal, inp
   });
 }
 
-const inNs = (netns: string, cmd: string, ...args: string[]): [string, string[]] => ["nsenter", [`--net=${netnsPath(netns)}`, "--", cmd, ...args]];
-
 /** Polls `probe` back to back until it holds; the wall clock when it first did. */
 async function pollUntil(what: string, timeoutMs: number, signal: AbortSignal, probe: () => Promise<boolean>, everyMs = 0): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -187,79 +165,6 @@ async function pollUntil(what: string, timeoutMs: number, signal: AbortSignal, p
     if (await probe()) return Date.now();
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     if (everyMs > 0) await delay(everyMs, undefined, { signal });
-  }
-}
-
-const readFrom = (file: string, offset: number): string => {
-  try {
-    const fd = fs.openSync(file, "r");
-    try {
-      const size = fs.fstatSync(fd).size;
-      const buf = Buffer.alloc(Math.max(0, size - offset));
-      fs.readSync(fd, buf, 0, buf.length, offset);
-      return buf.toString("utf8");
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
-};
-const sizeOf = (file: string): number => (fs.existsSync(file) ? fs.statSync(file).size : 0);
-
-/** What this run made, so that `finally` can remove exactly that. */
-class Made {
-  readonly labs: string[] = [];
-  readonly netns: string[] = [];
-  readonly children = new Set<ChildProcess>();
-  readonly dirs: string[] = [];
-
-  createNetns(name: string): string {
-    run("ip", ["netns", "add", name]);
-    this.netns.push(name);
-    run("ip", ["-n", name, "link", "set", "lo", "up"]);
-    return name;
-  }
-
-  spawn(cmd: string, args: readonly string[], opts: { stdin?: boolean; output?: boolean } = {}): ChildProcess {
-    const child = spawn(cmd, args, { stdio: [opts.stdin ? "pipe" : "ignore", opts.output ? "pipe" : "ignore", "ignore"] });
-    this.children.add(child);
-    child.on("close", () => this.children.delete(child));
-    child.on("error", () => undefined);
-    return child;
-  }
-
-  async stopChildren(which: Iterable<ChildProcess> = [...this.children]): Promise<string[]> {
-    const errors: string[] = [];
-    for (const c of which) {
-      if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
-        try {
-          await stopProcess(c.pid, 1000);
-        } catch (e) {
-          errors.push(`pid ${c.pid}: ${(e as Error).message}`);
-        }
-      }
-    }
-    return errors;
-  }
-
-  async cleanup(tools: LabTools | undefined, say: (l: string) => void): Promise<string[]> {
-    const errors = await this.stopChildren();
-    for (const lab of this.labs.splice(0).reverse()) {
-      try {
-        const r = await labDown(lab, tools ?? { cniBinDir: BUILD_CNI }, () => undefined);
-        errors.push(...r.errors.map((e) => `lab ${lab}: ${e}`));
-        say(`lab ${lab} removed (${r.deletedNetns.length} namespaces)`);
-      } catch (e) {
-        errors.push(`lab ${lab}: ${(e as Error).message}`);
-      }
-    }
-    for (const ns of this.netns.splice(0).reverse()) {
-      const r = spawnSync("ip", ["netns", "del", ns], { encoding: "utf8" });
-      if (r.status !== 0 && !/No such file/.test(r.stderr)) errors.push(`namespace ${ns}: ${r.stderr.trim()}`);
-    }
-    for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-    return errors;
   }
 }
 
@@ -812,8 +717,6 @@ interface DataSample {
 
 const SETUP_LABEL: Record<Setup, string> = { none: "no policy", wall: "wall", ordered: "ordered" };
 
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
-
 function cpuTicks(pid: number | undefined): number {
   if (pid === undefined) return Number.NaN;
   try {
@@ -915,45 +818,11 @@ async function measureEndpoints(c: Ctx, setup: Setup, count: number, first: numb
 // ---------------------------------------------------------------------------------------------
 // Output
 
-interface Environment {
-  date: string;
-  kernel: string;
-  cpus: number;
-  cpuModel: string;
-  node: string;
-  nft: string;
-  iperf3: string;
-  git: { commit: string; dirty: boolean };
-  trellisBinary: { bytes: number; sha256: string };
-  loadAverage: { start: number; end: number };
-}
-
-function environment(): Environment {
-  const out = (cmd: string, args: string[]): string => spawnSync(cmd, args, { encoding: "utf8", cwd: ROOT }).stdout?.trim() ?? "";
-  return {
-    date: new Date().toISOString(),
-    kernel: os.release(),
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? "unknown",
-    node: process.version,
-    nft: out("nft", ["--version"]),
-    iperf3: out("iperf3", ["--version"]).split("\n")[0] ?? "unknown",
-    git: { commit: out("git", ["rev-parse", "HEAD"]) || "unknown", dirty: out("git", ["status", "--porcelain", "--untracked-files=no"]) !== "" },
-    trellisBinary: { bytes: 0, sha256: "" },
-    loadAverage: { start: round3(os.loadavg()[0]!), end: Number.NaN },
-  };
-}
-
-function table(header: string[], rows: string[][]): string {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]): string => r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join("  ");
-  return [line(header), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
-}
-
-const f0 = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : "-");
-const f1 = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : "-");
-const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : "-");
-const ratio = (a: number, b: number): number => (b > 0 ? a / b : Number.NaN);
+/** The versions of the tools measured with. */
+const toolVersions = (): { nft: string; iperf3: string } => ({
+  nft: commandOutput("nft", ["--version"]),
+  iperf3: commandOutput("iperf3", ["--version"]).split("\n")[0] ?? "unknown",
+});
 
 /** One wall (b or c) as node2 holds it: the policy rules, and what they became on srv's ingress side. */
 interface WallReport {
@@ -966,7 +835,7 @@ interface WallReport {
 }
 
 interface Report {
-  env: Environment;
+  env: Environment & ReturnType<typeof toolVersions>;
   options: Omit<Options, "parts" | "out" | "verbose"> & { parts: Part[] };
   lab?: { name: string; srv: string; cli: string };
   program?: { samples: ProgramSample[]; breakdown: Breakdown[] };
@@ -975,7 +844,7 @@ interface Report {
   label?: { samples: FlipSample[]; summary: Summary };
   dataplane?: { samples: DataSample[] };
   endpoint?: { samples: EndpointSample[] };
-  cleanup: { clean: boolean; problems: string[] };
+  cleanup: CleanupCheck;
 }
 
 const wallLabel = (r: Report, w: WallReport | undefined): string =>
@@ -1081,54 +950,21 @@ function renderText(r: Report): string {
     out.push("", "4. New pod: the plugin's ADD result (cni.log) -> its interface is in the node's `endpoints` set (its chains are written in the same transaction; polled with nft)");
     out.push(table(["setup", "n", "p50", "p99", "max", "`lab pod add` -> programmed p50", "agent update (F full, d delta)"], rows));
   }
-  out.push("", r.cleanup.clean ? "cleanup: everything this run made is gone" : `cleanup PROBLEMS: ${r.cleanup.problems.join("; ")}`);
+  out.push("", cleanupLine(r.cleanup));
   return out.join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------
 
-function copyTools(made: Made): LabTools & { sha256: string; bytes: number } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trlbench-policy-"));
-  made.dirs.push(dir);
-  fs.mkdirSync(path.join(dir, "cni"));
-  for (const [from, to] of [[TRELLIS_CLI, "trellis"], [path.join(BUILD_CNI, "trellis"), "cni/trellis"], [path.join(BUILD_CNI, "trellis-ipam"), "cni/trellis-ipam"]] as const) {
-    if (!fs.existsSync(from)) throw new Error(`${from} not found: run "npm run build"`);
-    fs.copyFileSync(from, path.join(dir, to));
-    fs.chmodSync(path.join(dir, to), 0o755);
-  }
-  const bin = path.join(dir, "trellis");
-  return { cniBinDir: path.join(dir, "cni"), trellisBin: bin, sha256: createHash("sha256").update(fs.readFileSync(bin)).digest("hex"), bytes: fs.statSync(bin).size };
-}
-
-function checkCleanup(tag: string, made: Made, errors: string[]): { clean: boolean; problems: string[] } {
-  const problems = [...errors];
-  const left = listNetns().filter((n) => n.includes(tag));
-  if (left.length > 0) problems.push(`namespaces left: ${left.join(", ")}`);
-  if (readState(`bp${tag}`)) problems.push(`lab bp${tag} left`);
-  const running = [...made.children].filter((c) => c.pid !== undefined && processAlive(c.pid));
-  if (running.length > 0) problems.push(`processes left: ${running.map((c) => c.pid).join(", ")}`);
-  return { clean: problems.length === 0, problems };
-}
-
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
-  if (process.getuid?.() !== 0) throw new Error("cannot run: needs root (network namespaces)");
-  for (const tool of ["nft", "iperf3", "ping", "ss", "nsenter"]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`cannot run: ${tool} not found${tool === "iperf3" ? " (apt-get install -y iperf3)" : ""}`);
-  }
+  requireRootAnd(["nft", "iperf3", "ping", "ss", "nsenter"]);
   if (!fs.existsSync(path.join(ROOT, "dist", "bench", "policy-prober.js"))) throw new Error("dist/bench/policy-prober.js not found: run npm run build");
-  const ac = new AbortController();
-  const stop = (sig: string) => (): void => ac.abort(new Error(`interrupted by ${sig}`));
-  process.once("SIGINT", stop("SIGINT"));
-  process.once("SIGTERM", stop("SIGTERM"));
-  const signal = ac.signal;
-  const say = (l: string): void => {
-    if (o.verbose) console.error(`    ${l}`);
-  };
+  const signal = interruptSignal();
+  const say = progress(o.verbose);
 
-  const env = environment();
+  const env = environment(toolVersions());
   const tag = uniq().slice(0, 6);
-  const made = new Made();
   const report: Report = {
     env,
     options: {
@@ -1137,12 +973,7 @@ async function main(): Promise<number> {
     },
     cleanup: { clean: false, problems: [] },
   };
-  let tools: (LabTools & { sha256: string; bytes: number }) | undefined;
-  let error: unknown;
-  const started = Date.now();
-  try {
-    tools = copyTools(made);
-    env.trellisBinary = { bytes: tools.bytes, sha256: tools.sha256 };
+  report.cleanup = await labRun("policy", env, tag, [`bp${tag}`], say, async (made, tools) => {
     console.error("lab: 2 nodes, srv and cli...");
     const c = await setUp(o, made, tools, signal, tag, say);
     report.lab = { name: c.lab, srv: `${c.srvIp}:${SRV_PORT} on ${c.srv.node}`, cli: `${c.cliIp} on ${c.cli.node}` };
@@ -1221,22 +1052,9 @@ async function main(): Promise<number> {
     if (dataSamples.length) report.dataplane = { samples: dataSamples };
     if (endpointSamples.length) report.endpoint = { samples: endpointSamples };
     prober.send({ op: "exit" });
-  } catch (e) {
-    error = e;
-  } finally {
-    const errors = await made.cleanup(tools, say);
-    report.cleanup = checkCleanup(tag, made, errors);
-  }
-  env.loadAverage.end = round3(os.loadavg()[0]!);
-  console.error(`done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  if (error !== undefined) {
-    if (!report.cleanup.clean) console.error(`cleanup FAILED: ${report.cleanup.problems.join("; ")}`);
-    throw error;
-  }
+  });
   console.log(renderText(report));
-  fs.mkdirSync(path.dirname(o.out), { recursive: true });
-  fs.writeFileSync(o.out, JSON.stringify(report, null, 2) + "\n");
-  console.log(`\nresults: ${path.relative(process.cwd(), o.out) || o.out}`);
+  writeResults(o.out, report);
   return report.cleanup.clean ? 0 : 1;
 }
 

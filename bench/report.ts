@@ -1,20 +1,12 @@
 // The CNI ADD/DEL benchmark's output: a readable table for stdout and the JSON kept in
 // bench/results/. Pure: both are computed from the raw samples of one run.
+import type { CleanupCheck, Environment as RunEnvironment } from "./common.js";
 import { median, round3, summarize, type Summary } from "./stats.js";
 
-export interface Environment {
-  date: string;
-  kernel: string;
-  cpus: number;
-  cpuModel: string;
-  node: string;
+/** The machine and commit (common.ts), and the versions of Bun and of the reference plugins. */
+export interface Environment extends RunEnvironment {
   bun: string;
   referencePlugins: string;
-  git: { commit: string; dirty: boolean };
-  /** The trellis executable that was measured (the copy taken at start). */
-  trellisBinary: { bytes: number; sha256: string };
-  /** 1-minute load average when the run started and when it ended: other work on the machine. */
-  loadAverage: { start: number; end: number };
 }
 
 /** Per call: wall time, spawn to exit, and CPU time of the plugin and its children, both ms. */
@@ -51,10 +43,7 @@ export interface StartupRun extends Samples {
   label: string;
 }
 
-export interface CleanupCheck {
-  clean: boolean;
-  problems: string[];
-}
+export type { CleanupCheck };
 
 export interface RunReport {
   env: Environment;
