@@ -5,19 +5,10 @@
 // only provides after its first full datastore sync — so a restart never tears anything down.
 import type { DataplaneKernel } from "../kernel/dataplane.js";
 import { diffDataplane, type Step } from "./diff.js";
+import { SyncLoop, type Timers } from "./sync-loop.js";
 import type { Dataplane } from "./state.js";
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  now(): number;
-}
-
-export const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-  now: () => Date.now(),
-};
+export { realTimers, type Timers } from "./sync-loop.js";
 
 export interface ReconcilerOptions {
   resyncMs: number;
@@ -31,71 +22,33 @@ export interface ReconcilerOptions {
 
 export class Reconciler {
   private desired: Dataplane | undefined;
-  private dirty = false;
-  private running = false;
-  private timer: unknown;
-  private retryMs: number;
-  private stopped = false;
+  private readonly loop: SyncLoop;
   private readonly timers: Timers;
   syncs = 0;
 
   constructor(private readonly kernel: DataplaneKernel, private readonly opts: ReconcilerOptions) {
-    this.timers = opts.timers ?? realTimers;
-    this.retryMs = opts.retryMinMs;
+    this.loop = new SyncLoop(() => (this.desired ? this.syncOnce(this.desired) : Promise.resolve(undefined)), opts);
+    this.timers = this.loop.timers;
   }
 
   /** Replaces the desired state and asks for a sync soon. Cheap: no kernel access here. */
   setDesired(d: Dataplane): void {
     this.desired = d;
-    this.kick();
+    this.loop.kick();
   }
 
   /** Asks for a sync (e.g. on a timer or a signal). */
   kick(): void {
-    this.dirty = true;
-    if (!this.running && !this.stopped) void this.loop();
+    this.loop.kick();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    this.loop.stop();
   }
 
   /** Resolves when no sync is running and none is pending (after stop(), none ever is). */
-  async idle(): Promise<void> {
-    while (this.running || (this.dirty && !this.stopped)) await new Promise((r) => setImmediate(r));
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
-    this.timer = this.timers.setTimeout(() => {
-      this.timer = undefined;
-      this.kick();
-    }, ms);
-  }
-
-  private async loop(): Promise<void> {
-    this.running = true;
-    try {
-      // Yield first: the caller's handler returns before any kernel access, and a burst of updates
-      // in one tick coalesces into a single sync.
-      await Promise.resolve();
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
-        if (!this.desired) continue;
-        const ok = await this.syncOnce(this.desired);
-        if (ok) {
-          this.retryMs = this.opts.retryMinMs;
-          this.schedule(this.opts.resyncMs);
-        } else {
-          this.schedule(this.retryMs);
-          this.retryMs = Math.min(this.retryMs * 2, this.opts.retryMaxMs);
-        }
-      }
-    } finally {
-      this.running = false;
-    }
+  idle(): Promise<void> {
+    return this.loop.idle();
   }
 
   private async syncOnce(desired: Dataplane): Promise<boolean> {

@@ -8,6 +8,7 @@
 // compared with the one seen after our last write; listing a large table takes seconds, so never
 // on the hot path).
 import { createHash } from "node:crypto";
+import { SyncLoop } from "../dataplane/sync-loop.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import type { Ruleset } from "./compile.js";
 import { renderRuleset, renderSetDelta } from "./render.js";
@@ -24,59 +25,32 @@ export class PolicyApplier {
   private desired: Ruleset | undefined;
   private applied: Ruleset | undefined;
   private generation = Math.floor(Math.random() * 0x7fffffff);
-  private dirty = false;
-  private running = false;
-  private stopped = false;
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private waiters: Array<() => void> = [];
+  private readonly loop: SyncLoop;
   /** Deep check: the listing's digest, taken at the first resync after our last write. */
   private baseline: string | undefined;
   private lastDeepCheck = 0;
 
-  constructor(private readonly kernel: PolicyKernel, private readonly o: ApplierOptions) {}
+  constructor(private readonly kernel: PolicyKernel, private readonly o: ApplierOptions) {
+    this.loop = new SyncLoop(() => (this.desired ? this.syncOnce(this.desired) : Promise.resolve(undefined)),
+      { resyncMs: o.resyncMs, retryMinMs: 500, retryMaxMs: 10_000 });
+  }
 
   setDesired(r: Ruleset): void {
     this.desired = r;
-    this.kick();
+    this.loop.kick();
   }
 
   kick(): void {
-    this.dirty = true;
-    if (!this.running && !this.stopped) void this.loop();
+    this.loop.kick();
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.loop.stop();
   }
 
-  /** Resolves once the kernel holds the latest desired ruleset. */
+  /** Resolves once the kernel holds the latest desired ruleset (or a sync failed and waits to retry). */
   settled(): Promise<void> {
-    if (!this.running && !this.dirty) return Promise.resolve();
-    return new Promise((r) => this.waiters.push(r));
-  }
-
-  private schedule(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kick(), ms);
-    this.timer.unref?.();
-  }
-
-  private async loop(): Promise<void> {
-    this.running = true;
-    await Promise.resolve();
-    try {
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
-        if (!this.desired) continue;
-        const ok = await this.syncOnce(this.desired);
-        this.schedule(ok ? this.o.resyncMs : 500);
-      }
-    } finally {
-      this.running = false;
-      for (const w of this.waiters.splice(0)) w();
-    }
+    return this.loop.idle();
   }
 
   /**
