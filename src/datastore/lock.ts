@@ -2,8 +2,8 @@
 //
 // Across processes the only lock that works on every Linux filesystem, dies with its holder and
 // needs no cleanup is flock(2). Node has no binding for it (and no native addons are allowed
-// here), so the compiled executables (Bun) call libc's flock through bun:ffi, as src/ipam/flock.ts
-// does. Unlike the IPAM, the datastore must not block its event loop while another agent holds
+// here), so the compiled executables (Bun) call libc's flock through the one libc binding of
+// src/kernel/libc.ts, as src/ipam/flock.ts does. Unlike the IPAM, the datastore must not block its event loop while another agent holds
 // the lock, so it polls with LOCK_NB and a short async backoff.
 //
 // Under plain Node (unit tests, development) `inProcessLocker` is used instead: it serialises the
@@ -11,7 +11,7 @@
 // against another process. Several Node processes writing one directory are therefore NOT safe;
 // see DESIGN.md.
 import * as fs from "node:fs";
-import { createRequire } from "node:module";
+import { libc, libcAvailable, type Libc } from "../kernel/libc.js";
 import * as path from "node:path";
 import { DatastoreError } from "./types.js";
 
@@ -63,23 +63,13 @@ const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
 
-type FlockFn = (fd: number, op: number) => number;
-let flockFn: FlockFn | undefined;
-
 /** True when flock(2) can be reached (running under Bun). */
-export function flockAvailable(): boolean {
-  return Boolean((globalThis as { Bun?: unknown }).Bun);
-}
+export const flockAvailable = libcAvailable;
 
-function loadFlock(): FlockFn {
-  if (flockFn) return flockFn;
+/** The process's one libc binding (kernel/libc.ts), shared with IPAM locking and netlink. */
+function loadFlock(): Libc["flock"] {
   if (!flockAvailable()) throw new DatastoreError("internal", "flock(2) is reachable only under Bun (bun:ffi); Node has no binding");
-  const require = createRequire(import.meta.url);
-  const ffi = require("bun:ffi") as {
-    dlopen(lib: string, syms: Record<string, { args: string[]; returns: string }>): { symbols: { flock: FlockFn } };
-  };
-  flockFn = ffi.dlopen("libc.so.6", { flock: { args: ["i32", "i32"], returns: "i32" } }).symbols.flock;
-  return flockFn;
+  return libc().flock;
 }
 
 export interface FlockOptions {

@@ -28,10 +28,8 @@ export interface Lock {
 export function openLock(path: string): Lock {
   const flock = loadFlock();
   const fd = fs.openSync(path, fs.constants.O_CREAT | fs.constants.O_RDONLY, 0o750);
-  for (;;) {
-    if (flock(fd, LOCK_EX) === 0) break;
-    // EINTR is the only expected failure; anything persistent would loop, so give up after one retry.
-    if (flock(fd, LOCK_EX) === 0) break;
+  // A blocking flock fails only when interrupted by a signal (EINTR): one retry, then give up.
+  if (flock(fd, LOCK_EX) !== 0 && flock(fd, LOCK_EX) !== 0) {
     fs.closeSync(fd);
     throw new Error(`cannot lock ${path}`);
   }
