@@ -1,7 +1,7 @@
 // Entry point of the `trellis` command-line tool. Argument parsing is commander's (small,
 // dependency-free, long maintained); each command group lives in its own file.
-import { spawnSync } from "node:child_process";
 import { Command, CommanderError } from "commander";
+import { execAttachedIn } from "../kernel/netns.js";
 import { readState } from "../lab/lab.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
@@ -19,9 +19,7 @@ function reexecInLab(argv: string[]): number | undefined {
   const state = readState(argv[i + 1] ?? "");
   if (!state?.datastoreUrl?.startsWith("etcd")) return undefined;
   const args = [...argv.slice(2, i), "--datastore", state.datastoreUrl, ...argv.slice(i + 2)];
-  const r = spawnSync("nsenter", [`--net=/run/netns/${state.plan.controlNetns}`, "--", selfExecutable(defaultCniBinDir()), ...args],
-    { stdio: "inherit", env: { ...process.env, TRELLIS_IN_LAB: "1" } });
-  return r.status ?? 1;
+  return execAttachedIn(state.plan.controlNetns, selfExecutable(defaultCniBinDir()), args, { ...process.env, TRELLIS_IN_LAB: "1" });
 }
 
 const program = new Command();

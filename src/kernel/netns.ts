@@ -1,5 +1,5 @@
 // Named network namespaces (/run/netns/<name>), as the lab uses them.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { ipBatch, KernelError, run, runAsync } from "./exec.js";
 
@@ -57,14 +57,20 @@ export async function pingFrom(name: string, ip: string, timeoutSeconds = 1): Pr
 }
 
 /** Runs an executable inside a namespace with a given environment and stdin. */
-export function execIn(name: string, file: string, opts: { env: NodeJS.ProcessEnv; input: string }): { code: number; stdout: string; stderr: string } {
+export function execIn(name: string, file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}):
+  { code: number; stdout: string; stderr: string } {
   try {
-    const r = run(file, [], { netns: netnsPath(name), env: opts.env, input: opts.input });
+    const r = run(file, args, { netns: netnsPath(name), env: opts.env, input: opts.input });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     if (e instanceof KernelError) return { code: e.exitCode ?? 1, stdout: e.stdout, stderr: e.stderr };
     throw e;
   }
+}
+
+/** Runs a program inside a namespace on this terminal (stdio inherited); returns its exit code. */
+export function execAttachedIn(name: string, file: string, args: readonly string[], env?: NodeJS.ProcessEnv): number {
+  return spawnSync("nsenter", [`--net=${netnsPath(name)}`, "--", file, ...args], { stdio: "inherit", env: env ?? process.env }).status ?? 1;
 }
 
 /**

@@ -3,11 +3,10 @@
 // plugin executables; agents (and etcd) are real processes started inside lab namespaces. The
 // state file records every namespace and process as soon as it exists, so `lab down` removes a
 // half-built lab as completely as a whole one.
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  createNetns, deleteNetns, ipBatchIn, listNetns, netnsExists, netnsPath, pingFrom, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
+  createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, pingFrom, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
 } from "../kernel/netns.js";
 import { LabRuntime } from "./runtime.js";
 import { runAsync } from "../kernel/exec.js";
@@ -84,8 +83,8 @@ const podArgs = (p: LabPod): Record<string, string> => ({
 
 /** Runs the trellis CLI inside a lab namespace (the datastore may only be reachable there). */
 function trellisIn(netns: string, bin: string, args: string[], input?: string): { ok: boolean; out: string } {
-  const r = spawnSync("nsenter", [`--net=${netnsPath(netns)}`, "--", bin, ...args], { encoding: "utf8", input, maxBuffer: 64 * 1024 * 1024 });
-  return { ok: r.status === 0, out: r.status === 0 ? r.stdout : (r.stderr || r.stdout).trim() };
+  const r = execIn(netns, bin, args, { input });
+  return { ok: r.code === 0, out: r.code === 0 ? r.stdout : (r.stderr || r.stdout).trim() };
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {

@@ -67,7 +67,7 @@ export class LabRuntime {
       CNI_ARGS: a ? Object.entries(a.args).map(([k, v]) => `${k}=${v}`).join(";") : "",
     };
     const stdin = JSON.stringify({ ...plugin, name: list.name, cniVersion: list.cniVersion, ...extra });
-    const r = execIn(this.hostNetns, this.findPlugin(plugin.type), { env, input: stdin });
+    const r = execIn(this.hostNetns, this.findPlugin(plugin.type), [], { env, input: stdin });
     if (r.code !== 0) {
       let code = -1;
       let msg = r.stderr.trim() || `exit code ${r.code}`;
