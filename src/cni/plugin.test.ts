@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
+import { assertCniError } from "./assert-cni-error.js";
 import { KernelError } from "../kernel/exec.js";
 import { FakePodKernel } from "../kernel/fake.js";
 import type { NetOp } from "../kernel/ops.js";
@@ -66,14 +67,6 @@ class FakeIpam implements IpamRunner {
   }
 }
 
-function assertCniError(fn: () => unknown, code: number, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-    assert.equal(e.code, code, `${e.message} (${e.details})`);
-    for (const f of fragments) assert.ok(`${e.message} ${e.details}`.includes(f), `"${e.message}" should mention ${f}`);
-    return true;
-  });
-}
 
 describe("trellis plugin", () => {
   let events: string[];

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { assertCniError } from "./assert-cni-error.js";
 import { CniError, ErrorCode } from "./errors.js";
 import { parseCniArgs, parseCommand, parseRequest, validateIfName, type Env } from "./request.js";
 
@@ -13,17 +14,6 @@ const FULL_ENV: Env = {
 const CONFIG = { cniVersion: "1.1.0", name: "trellis-net", type: "trellis", ipam: { type: "trellis-ipam" } };
 const stdinOf = (config: unknown) => (): string => JSON.stringify(config);
 
-function assertCniError(fn: () => unknown, code: number, ...fragments: string[]): CniError {
-  let caught: CniError | undefined;
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-    assert.equal(e.code, code, `${e.message} (${e.details})`);
-    for (const f of fragments) assert.ok(`${e.message} ${e.details}`.includes(f), `"${e.message}" should mention ${f}`);
-    caught = e;
-    return true;
-  });
-  return caught!;
-}
 
 describe("parseCommand", () => {
   it("accepts every command of the spec", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { assertCniError } from "../cni/assert-cni-error.js";
 import fc from "fast-check";
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { formatIp, mustParseIp, parseCidr, type Ip } from "../model/ip.js";
@@ -29,14 +30,6 @@ function input(rangeSets: RangeSet[], over: Partial<AllocationInput> = {}): Allo
 /** The addresses handed out, as text, in range-set order. */
 const allocated = (i: AllocationInput): string[] => allocate(i).map((a) => formatIp(a.ip));
 
-function assertCniError(fn: () => unknown, code: number, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(`${e.message} ${e.details}`.includes(f), `"${e.message}" should mention "${f}"`);
-    return true;
-  });
-}
 
 describe("allocate", () => {
   const v4 = [range("10.1.0.0/24")];

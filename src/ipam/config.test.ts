@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { assertCniErrorMessage as assertCniError } from "../cni/assert-cni-error.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { formatCidr, formatIp, mustParseIp } from "../model/ip.js";
 import {
@@ -13,16 +14,9 @@ const describeRange = (r: Range): string =>
   `${formatCidr(r.subnet)} ${formatIp(r.start)}-${formatIp(r.end)} gw ${formatIp(r.gateway)}`;
 
 /** Asserts a CniError with `code` whose message mentions every fragment (field names, values). */
-function assertCniError(fn: () => unknown, code: number, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" should mention ${f}`);
-    return true;
-  });
-}
-const assertInvalid = (fn: () => unknown, ...fragments: string[]): void =>
+const assertInvalid = (fn: () => unknown, ...fragments: string[]): void => {
   assertCniError(fn, ErrorCode.InvalidNetworkConfig, ...fragments);
+};
 
 describe("parseIpamConfig", () => {
   it("defaults an IPv4 range to .1-.254 with gateway .1 (network and broadcast excluded)", () => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import { assertCniError } from "../cni/assert-cni-error.js";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
@@ -11,14 +12,6 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "trellis-ipam-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 let n = 0;
 
-function assertCniError(fn: () => unknown, code: number, ...fragments: string[]): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-    assert.equal(e.code, code, `${e.message} (${e.details})`);
-    for (const f of fragments) assert.ok(`${e.message} ${e.details}`.includes(f), `"${e.message}" should mention ${f}`);
-    return true;
-  });
-}
 
 describe("trellis-ipam", () => {
   let dataDir: string;
