@@ -356,6 +356,18 @@ function checkAttachment(kernel: PodKernel, req: CniRequest, cfg: PluginConfig, 
   });
 }
 
+/**
+ * Reads files once per plugin process: the plugin and its in-process IPAM both need the agent's
+ * subnet file, and one process serves exactly one request.
+ */
 export function fileReader(): (p: string) => string {
-  return (p) => fs.readFileSync(p, "utf8");
+  const seen = new Map<string, string>();
+  return (p) => {
+    let text = seen.get(p);
+    if (text === undefined) {
+      text = fs.readFileSync(p, "utf8");
+      seen.set(p, text);
+    }
+    return text;
+  };
 }

@@ -14,7 +14,7 @@ import { evaluate, PolicyIndex } from "../policy/evaluate.js";
 import type { PolicyModel, Protocol } from "../policy/model.js";
 import type { ProbeTarget } from "./probe.js";
 import {
-  expectOutside, expectReachable, labNetnsPrefix, labObjects, nodeConflist, OUTSIDE_NET, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
+  expectOutside, expectReachable, labNetnsPrefix, labObjects, nodeConflist, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
 } from "./plan.js";
 
 export const LAB_ROOT = "/run/trellis/lab";
@@ -529,4 +529,3 @@ export function verdict(c: CheckCell): Verdict {
   return c.reached ? "UNEXPECTED" : "blocked";
 }
 
-export { OUTSIDE_NET };

@@ -110,7 +110,6 @@ export const MAX_NODES = 50;
 export const MAX_PODS_PER_NODE = 100;
 export const MAX_SEGMENTS = 4;
 export const NETNS_PREFIX = "trellis-";
-export const OUTSIDE_NET = "203.0.113.0/24";
 
 const invalid = (field: string, value: unknown, why: string): CniError =>
   new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab option ${field} ${JSON.stringify(value)}: ${why}`);
