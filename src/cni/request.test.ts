@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertCniError } from "./assert-cni-error.js";
-import { CniError, ErrorCode } from "./errors.js";
+import { ErrorCode } from "./errors.js";
 import { parseCniArgs, parseCommand, parseRequest, validateIfName, type Env } from "./request.js";
 
 const FULL_ENV: Env = {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertCniError } from "../cni/assert-cni-error.js";
 import fc from "fast-check";
-import { CniError, ErrorCode } from "../cni/errors.js";
+import { ErrorCode } from "../cni/errors.js";
 import { formatIp, mustParseIp, parseCidr, type Ip } from "../model/ip.js";
 import { allocate, freeCount, inRange, nextFree, type AllocationInput } from "./allocator.js";
 import { rangeOf, type Range, type RangeSet } from "./config.js";

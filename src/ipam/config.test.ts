@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertCniErrorMessage as assertCniError } from "../cni/assert-cni-error.js";
-import { CniError, ErrorCode } from "../cni/errors.js";
+import { ErrorCode } from "../cni/errors.js";
 import { formatCidr, formatIp, mustParseIp } from "../model/ip.js";
 import {
   DEFAULT_DATA_DIR, parseIpamConfig, parseResolvConf, parseSubnetFile, requestedIps, type Range,

@@ -4,7 +4,7 @@ import { assertCniError } from "../cni/assert-cni-error.js";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, beforeEach, describe, it } from "node:test";
-import { CniError, ErrorCode } from "../cni/errors.js";
+import { ErrorCode } from "../cni/errors.js";
 import { parseRequest, type CniRequest, type Command } from "../cni/request.js";
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type IpamDeps } from "./plugin.js";
 

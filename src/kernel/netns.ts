@@ -1,7 +1,7 @@
 // Named network namespaces (/run/netns/<name>), as the lab uses them.
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { ipBatch, KernelError, run, runAsync } from "./exec.js";
+import { ipBatch, KernelError, run } from "./exec.js";
 
 export const netnsPath = (name: string): string => `/run/netns/${name}`;
 
@@ -45,16 +45,6 @@ export function sysctlIn(name: string, settings: Record<string, string>): void {
   run("sysctl", args, { netns: netnsPath(name) });
 }
 
-/** One ICMP echo from inside `name` to `ip`; true when answered within the timeout. */
-export async function pingFrom(name: string, ip: string, timeoutSeconds = 1): Promise<boolean> {
-  const v6 = ip.includes(":");
-  try {
-    await runAsync("ping", [...(v6 ? ["-6"] : []), "-c", "1", "-W", String(timeoutSeconds), "-q", ip], { netns: netnsPath(name) });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Runs an executable inside a namespace with a given environment and stdin. */
 export function execIn(name: string, file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}):

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, pingFrom, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
+  createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
 } from "../kernel/netns.js";
 import { LabRuntime } from "./runtime.js";
 import { runAsync } from "../kernel/exec.js";
