@@ -23,8 +23,11 @@ import {
   NetnsPool,
   REFERENCE_CNI,
   ROOT,
+  startCniService,
   TRELLIS,
+  TRELLIS_CLI,
   TRELLIS_IPAM,
+  type CniService,
   type Netns,
   type PluginCall,
   type PluginRun,
@@ -46,7 +49,7 @@ import { rotate, round3 } from "./stats.js";
 // ---------------------------------------------------------------------------------------------
 // What is compared
 
-type ImplId = "trellis" | "trellis-bridge" | "reference";
+type ImplId = "trellis" | "trellis-agent" | "trellis-bridge" | "reference";
 
 interface ImplSpec {
   id: ImplId;
@@ -60,6 +63,14 @@ interface ImplSpec {
 
 const IMPLS: readonly ImplSpec[] = [
   { id: "trellis", label: "trellis (routed)", binary: TRELLIS, cniPath: BUILD_CNI, network: "bench-trellis", subnet: "10.201.0.0/16" },
+  {
+    id: "trellis-agent",
+    label: "trellis (routed, via node agent)",
+    binary: TRELLIS,
+    cniPath: BUILD_CNI,
+    network: "bench-trellis-agent",
+    subnet: "10.204.0.0/16",
+  },
   { id: "trellis-bridge", label: "trellis (bridge)", binary: TRELLIS, cniPath: BUILD_CNI, network: "bench-trellis-bridge", subnet: "10.202.0.0/16" },
   {
     id: "reference",
@@ -75,15 +86,21 @@ const IMPLS: readonly ImplSpec[] = [
 function networkConfig(spec: ImplSpec, dataDir: string): Record<string, unknown> {
   const ranges = [[{ subnet: spec.subnet }]];
   const base = { cniVersion: "1.0.0", name: spec.network };
+  // agentSocket "": the plugin does all the work in its own process, whatever runs on the host.
   switch (spec.id) {
     case "trellis":
-      return { ...base, type: "trellis", ipam: { type: "trellis-ipam", dataDir, ranges } };
+      return { ...base, type: "trellis", agentSocket: "", ipam: { type: "trellis-ipam", dataDir, ranges } };
+    case "trellis-agent":
+      return { ...base, type: "trellis", agentSocket: agentSocketIn(dataDir), ipam: { type: "trellis-ipam", dataDir, ranges } };
     case "trellis-bridge":
-      return { ...base, type: "trellis", mode: "bridge", ipam: { type: "trellis-ipam", dataDir, ranges } };
+      return { ...base, type: "trellis", mode: "bridge", agentSocket: "", ipam: { type: "trellis-ipam", dataDir, ranges } };
     case "reference":
       return { ...base, type: "bridge", isGateway: true, ipam: { type: "host-local", dataDir, ranges } };
   }
 }
+
+/** Where the node-side service of the "via node agent" implementation listens. */
+const agentSocketIn = (dataDir: string): string => path.join(dataDir, "cni.sock");
 
 /** An implementation made ready to run: its host namespace, pod namespaces and IPAM directory. */
 interface Impl extends ImplSpec {
@@ -389,6 +406,9 @@ function makeTempDir(dirs: TempDirs, prefix: string): string {
   return dir;
 }
 
+/** The CLI's name in the snapshot directory (the plugin is also called "trellis"). */
+const SNAPSHOT_CLI = "trellis-cli";
+
 /**
  * Copies the built trellis executables into a private directory, so that a rebuild while the
  * benchmark runs (`npm run build` in another shell) cannot swap them under it.
@@ -396,21 +416,30 @@ function makeTempDir(dirs: TempDirs, prefix: string): string {
 function snapshotBuild(dirs: TempDirs): string {
   const dir = makeTempDir(dirs, "trlbench-bin-");
   for (const file of [TRELLIS, TRELLIS_IPAM]) fs.copyFileSync(file, path.join(dir, path.basename(file)));
+  fs.copyFileSync(TRELLIS_CLI, path.join(dir, SNAPSHOT_CLI));
   return dir;
 }
 
-function prepare(pool: NetnsPool, opts: Options, dirs: TempDirs, env: Environment): Impl[] {
+function prepare(pool: NetnsPool, opts: Options, dirs: TempDirs, env: Environment): { impls: Impl[]; bin: string } {
   const total = opts.warmup + opts.pods;
   const bin = snapshotBuild(dirs);
   const measured = path.join(bin, path.basename(TRELLIS));
   env.trellisBinary = { bytes: fs.statSync(measured).size, sha256: sha256File(measured) };
-  return IMPLS.map((spec) => {
+  const impls = IMPLS.map((spec) => {
     const data = makeTempDir(dirs, `trlbench-${spec.id}-`);
     const host = pool.create(`${spec.id}-host`);
     const pods = Array.from({ length: total }, (_, i) => pool.create(`${spec.id}-pod${i}`));
     const own = spec.cniPath === BUILD_CNI ? { binary: path.join(bin, path.basename(spec.binary)), cniPath: bin } : {};
     return { ...spec, ...own, host, pods, dataDir: data, stdin: networkConfig(spec, data) };
   });
+  return { impls, bin };
+}
+
+/** The node-side service (`trellis cni serve`) in the host namespace of the "via node agent" run. */
+async function startServices(impls: Impl[], bin: string, services: CniService[]): Promise<void> {
+  for (const impl of impls.filter((i) => i.id === "trellis-agent")) {
+    services.push(await startCniService(impl.host.name, agentSocketIn(impl.dataDir), path.join(bin, SNAPSHOT_CLI)));
+  }
 }
 
 function checkCleanup(tag: string, dirs: Array<{ dir: string }>, linksBefore: Set<string>): CleanupCheck {
@@ -471,11 +500,13 @@ async function main(): Promise<number> {
   const pool = new NetnsPool();
   const dirs: TempDirs = [];
   const book = new AddressBook();
+  const services: CniService[] = [];
   let measured: { impls: ImplRun[]; startup: StartupRun[] } | undefined;
   let error: unknown;
   try {
     console.error(`preparing ${IMPLS.length} host and ${IMPLS.length * (opts.warmup + opts.pods)} pod namespaces...`);
-    const impls = prepare(pool, opts, dirs, env);
+    const { impls, bin } = prepare(pool, opts, dirs, env);
+    await startServices(impls, bin, services);
     const probes = startupProbes(impls);
     console.error("start-up cost...");
     const startup = await measureStartup(probes, opts.startupRuns, signal);
@@ -490,6 +521,7 @@ async function main(): Promise<number> {
   } catch (e) {
     error = e;
   } finally {
+    for (const s of services) await s.stop();
     pool.cleanup();
     for (const d of dirs) d.remove();
   }

@@ -23,8 +23,11 @@ for (const [entry, out] of targets) {
   if (only.length > 0 && !only.some((o) => out.endsWith(o))) continue;
   if (!existsSync(join(root, entry))) continue;
   mkdirSync(dirname(join(root, out)), { recursive: true });
-  // --bytecode: precompiled code starts ~7 ms faster. No .env / bunfig.toml autoloading: a plugin
-  // runs in whatever directory the runtime has, and must not pick up files from there.
-  run(bin("bun"), ["build", "--compile", "--minify", "--bytecode", "--no-compile-autoload-dotenv",
-    "--no-compile-autoload-bunfig", "--target=bun", entry, "--outfile", out]);
+  // --bytecode: precompiled code starts ~7 ms faster. ESM with --splitting: code reached only by a
+  // dynamic import() goes into its own chunk (inside the executable), loaded only when used — the
+  // plugin forwarding a call to its agent never loads the plugin's own code (≈ 1 ms less).
+  // No .env / bunfig.toml autoloading: a plugin runs in whatever directory the runtime has, and
+  // must not pick up files from there.
+  run(bin("bun"), ["build", "--compile", "--minify", "--bytecode", "--format=esm", "--splitting",
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--target=bun", entry, "--outfile", out]);
 }

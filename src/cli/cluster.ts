@@ -2,6 +2,8 @@
 // datastore, chosen with --datastore URL or --lab NAME (a lab's own datastore).
 import { Command, Option } from "commander";
 import { Agent, type NodeStatus } from "../agent/agent.js";
+import { serveCniCalls } from "./cni.js";
+import { DEFAULT_AGENT_SOCKET } from "../cni/wire.js";
 import { openDatastore } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
@@ -211,8 +213,11 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--resync <seconds>", "periodic full resync of the kernel state", int("--resync"), 10)
     .option("--endpoint-dir <path>", "where the CNI plugin registers this node's endpoints", DEFAULT_ENDPOINT_DIR)
     .option("--no-policy", "do not enforce network policy on this node")
+    .option("--cni-socket <path>", "serve the CNI plugin's calls on this socket (the plugin's agentSocket)", DEFAULT_AGENT_SOCKET)
+    .option("--no-cni-socket", "do not serve CNI calls (the plugin then does all the work itself)")
     .action(async (o: {
       node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
+      cniSocket: string | false;
     }) => {
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
@@ -226,6 +231,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       }
       const store = await openDatastore(datastoreUrl(globals()), { caFile: globals().etcdCa, certFile: globals().etcdCert, keyFile: globals().etcdKey });
       log(`starting (datastore ${store.kind})`);
+      const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log) : undefined;
       const agent = new Agent({
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal,
@@ -234,6 +240,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       try {
         await agent.run();
       } finally {
+        await cni?.close();
         await store.close();
       }
     });

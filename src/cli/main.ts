@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { execAttachedIn } from "../kernel/netns.js";
 import { readState } from "../lab/lab.js";
+import { cniCommand } from "./cni.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
@@ -42,6 +43,7 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 program.addCommand(networkCommand(globals));
 program.addCommand(nodesCommand(globals));
 program.addCommand(agentCommand(globals));
+program.addCommand(cniCommand());
 for (const c of applyCommands(globals)) program.addCommand(c);
 program.addCommand(getCommand(globals));
 program.addCommand(policyCommand(globals));

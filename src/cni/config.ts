@@ -18,6 +18,8 @@ export interface PluginConfig {
   dns?: Dns;
   /** Append log lines here as well as to stderr. */
   logFile?: string;
+  /** The agent's socket that executables forward calls to; "" = never forward (wire.ts). */
+  agentSocket?: string;
 }
 
 export const DEFAULT_BRIDGE = "trellis0";
@@ -62,6 +64,12 @@ export function parsePluginConfig(c: Record<string, unknown>): PluginConfig {
   if (c.logFile !== undefined) {
     if (typeof c.logFile !== "string" || !c.logFile.startsWith("/")) throw invalid("logFile", c.logFile, "must be an absolute path");
     out.logFile = c.logFile;
+  }
+  if (c.agentSocket !== undefined) {
+    if (typeof c.agentSocket !== "string" || (c.agentSocket !== "" && !c.agentSocket.startsWith("/"))) {
+      throw invalid("agentSocket", c.agentSocket, "must be an absolute path, or \"\" to never forward calls to the agent");
+    }
+    out.agentSocket = c.agentSocket;
   }
   return out;
 }

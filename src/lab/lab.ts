@@ -47,6 +47,7 @@ export const labDir = (name: string): string => path.join(LAB_ROOT, name);
 const stateFile = (name: string): string => path.join(labDir(name), "state.json");
 export const nodeDir = (lab: string, node: string): string => path.join(labDir(lab), node);
 export const subnetFileOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "subnet.env");
+export const cniSocketOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "cni.sock");
 
 export function readState(name: string): LabState | undefined {
   try {
@@ -150,7 +151,8 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     sysctlIn(node.netns, { "net.ipv4.ip_forward": "1" });
     const dir = nodeDir(plan.name, node.name);
     fs.mkdirSync(path.join(dir, "net.d"), { recursive: true });
-    const conf = nodeConflist(plan, node, { dataDir: path.join(dir, "ipam"), logFile: path.join(dir, "cni.log"), subnetFile: subnetFileOf(plan.name, node.name) });
+    const conf = nodeConflist(plan, node, { dataDir: path.join(dir, "ipam"), logFile: path.join(dir, "cni.log"), subnetFile: subnetFileOf(plan.name, node.name),
+      agentSocket: cniSocketOf(plan.name, node.name) });
     fs.writeFileSync(path.join(dir, "net.d", "10-trellis.conflist"), JSON.stringify(conf, null, 2) + "\n");
   }
 
@@ -288,7 +290,7 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   const pid = spawnDetachedIn(node.netns, trellisBin, [
     "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", "5",
-    "--endpoint-dir", path.join(dir, "endpoints"),
+    "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
     ...(plan.mode === "bridge" ? ["--no-policy"] : []),
   ], path.join(dir, "agent.log"), env);

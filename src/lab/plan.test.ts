@@ -39,17 +39,21 @@ describe("lab plan", () => {
   });
 
   test("each node's conflist points IPAM at that node's block and data directory", () => {
-    type Conf = { plugins: Array<{ type: string; mode: string; ipam: { dataDir: string; subnetFile?: string; ranges?: Array<Array<{ subnet: string }>> } }> };
-    const dirs = { dataDir: "/run/x/node2/ipam", logFile: "/run/x/node2/cni.log", subnetFile: "/run/x/node2/subnet.env" };
+    type Conf = {
+      plugins: Array<{ type: string; mode: string; agentSocket: string; ipam: { dataDir: string; subnetFile?: string; ranges?: Array<Array<{ subnet: string }>> } }>;
+    };
+    const dirs = { dataDir: "/run/x/node2/ipam", logFile: "/run/x/node2/cni.log", subnetFile: "/run/x/node2/subnet.env", agentSocket: "/run/x/node2/cni.sock" };
     const c = nodeConflist(plan, plan.nodes[1]!, dirs) as Conf;
     assert.equal(c.plugins[0]!.type, "trellis");
     assert.equal(c.plugins[0]!.mode, "routed");
     assert.equal(c.plugins[0]!.ipam.dataDir, "/run/x/node2/ipam");
     assert.deepEqual(c.plugins[0]!.ipam.ranges, [[{ subnet: "10.244.2.0/24" }]]);
+    assert.equal(c.plugins[0]!.agentSocket, "", "without an agent the plugin never tries the host's default agent socket");
     const withAgents = planLab({ name: "y", nodes: 2, podsPerNode: 1, mode: "bridge" });
     const c2 = nodeConflist(withAgents, withAgents.nodes[0]!, dirs) as Conf;
     assert.equal(c2.plugins[0]!.ipam.subnetFile, "/run/x/node2/subnet.env", "with agents the block comes from the agent's subnet file");
     assert.equal(c2.plugins[0]!.ipam.ranges, undefined);
+    assert.equal(c2.plugins[0]!.agentSocket, "/run/x/node2/cni.sock", "with agents the plugin forwards calls to its node's agent");
   });
 
   test("without agents only pods on the same node are expected to connect", () => {

@@ -210,14 +210,20 @@ export function planLab(o: LabOptions): LabPlan {
 }
 
 /** The network configuration list each lab node's runtime reads (one plugin: trellis). */
-export function nodeConflist(plan: LabPlan, node: LabNode, dir: { dataDir: string; logFile: string; subnetFile: string }): Record<string, unknown> {
+export function nodeConflist(
+  plan: LabPlan,
+  node: LabNode,
+  dir: { dataDir: string; logFile: string; subnetFile: string; agentSocket: string },
+): Record<string, unknown> {
   const ipam: Record<string, unknown> = { type: "trellis-ipam", dataDir: dir.dataDir };
   if (node.podCidr) ipam.ranges = [[{ subnet: node.podCidr }]];
   else ipam.subnetFile = dir.subnetFile;
+  // Nodes with an agent forward calls to it; nodes without never try the host's default socket.
+  const agentSocket = node.podCidr ? "" : dir.agentSocket;
   return {
     cniVersion: "1.1.0",
     name: "trellis",
-    plugins: [{ type: "trellis", mode: plan.mode, logFile: dir.logFile, ipam }],
+    plugins: [{ type: "trellis", mode: plan.mode, logFile: dir.logFile, agentSocket, ipam }],
   };
 }
 

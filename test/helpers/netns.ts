@@ -249,3 +249,47 @@ export function ping(fromNetns: string, to: string, attempts = 5): boolean {
   }
   return false;
 }
+
+/** A `trellis cni serve` process started by a test or benchmark, ended by its pid. */
+export interface CniService {
+  pid: number;
+  socketPath: string;
+  /** What the service wrote to stdout/stderr so far. */
+  output(): string;
+  /** SIGTERM, then waits for the process to exit (SIGKILL after 5 s). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `trellis cni serve --socket socketPath` inside the named namespace — the node-side service
+ * the plugin forwards its calls to — and waits until it listens.
+ */
+export async function startCniService(hostNetns: string, socketPath: string, cli = TRELLIS_CLI): Promise<CniService> {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const child = spawn("nsenter", [`--net=/run/netns/${hostNetns}`, "--", cli, "cni", "serve", "--socket", socketPath], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  child.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const pid = child.pid!;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  const deadline = Date.now() + 10_000;
+  while (!out.includes("serving CNI calls")) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`trellis cni serve did not start: ${out.trim() || "(no output)"}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { pid, socketPath, output: () => out, stop };
+}

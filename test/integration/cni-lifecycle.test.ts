@@ -3,10 +3,11 @@
 // must be what the kernel holds; CHECK must notice when it no longer does; DEL must undo it all,
 // twice over, whatever state the pod is in.
 import assert from "node:assert/strict";
+import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertCniError, assertJsonSuccess, assertSilentSuccess } from "../helpers/cni-assert.js";
 import { TestHost } from "../helpers/host.js";
-import { integrationSkip, ipJson, linkNames, ping, sh, uniq, type Netns } from "../helpers/netns.js";
+import { integrationSkip, ipJson, linkNames, ping, sh, startCniService, uniq, type CniService, type Netns } from "../helpers/netns.js";
 
 const skip = integrationSkip();
 
@@ -40,22 +41,36 @@ interface IpRoute { dst: string; gateway?: string; dev?: string; protocol?: stri
 
 type Ranges = Array<Array<Record<string, string>>>;
 
-function netConf(node: TestHost, mode: Mode, version: Version, ranges: Ranges): Record<string, unknown> {
+/** `agentSocket` "" makes the plugin run every call itself, whatever listens on the default socket. */
+function netConf(node: TestHost, mode: Mode, version: Version, ranges: Ranges, agentSocket = ""): Record<string, unknown> {
   return {
     cniVersion: version,
     name: node.network,
     type: "trellis",
     mode,
     mtu: MTU,
+    agentSocket,
     ipam: { type: "trellis-ipam", dataDir: node.dataDir, ranges },
   };
 }
 
-/** ADD, asserting success; returns the parsed result. */
-function add(node: TestHost, config: Record<string, unknown>, pod: Netns, containerId: string): AddResult {
+/**
+ * ADD, asserting success and who did the work: the node service with pid `servedBy` (its log lines
+ * come back on the plugin's stderr as `trellis[agent <pid>]`), or the plugin process itself.
+ */
+function add(node: TestHost, config: Record<string, unknown>, pod: Netns, containerId: string, servedBy?: number): AddResult {
   const r = node.run({ command: "ADD", config, containerId, netns: pod.path, ifname: IFNAME });
-  return assertJsonSuccess(r) as unknown as AddResult;
+  const res = assertJsonSuccess(r) as unknown as AddResult;
+  if (servedBy !== undefined) assert.match(r.stderr, new RegExp(`trellis\\[agent ${servedBy}\\] ADD`), "the node service made the attachment");
+  else assert.doesNotMatch(r.stderr, /\[agent /, "the plugin made the attachment itself");
+  return res;
 }
+
+/** The two ways a call is carried out: by the plugin process, or forwarded to the node's service. */
+const PATHS = [
+  { via: "run by the plugin itself", served: false },
+  { via: "forwarded to the node service", served: true },
+] as const;
 
 /** DEL as libcni sends it: prevResult included from 0.4.0 on. */
 function del(node: TestHost, config: Record<string, unknown>, netns: string, containerId: string, prev?: AddResult): void {
@@ -183,17 +198,23 @@ function assertGone(node: TestHost, res: AddResult, pod: Netns | undefined): voi
   }
 }
 
-for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/24"]] as const) {
-  describe(`trellis in ${mode} mode`, { skip }, () => {
+for (const { via, served } of PATHS) for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/24"]] as const) {
+  describe(`trellis in ${mode} mode, ${via}`, { skip }, () => {
     let node: TestHost;
+    let service: CniService | undefined;
     const ranges: Ranges = [[{ subnet }]];
-    const conf = (version: Version): Record<string, unknown> => netConf(node, mode, version, ranges);
+    const conf = (version: Version): Record<string, unknown> => netConf(node, mode, version, ranges, service?.socketPath ?? "");
     const cid = (what: string): string => `${what}-${uniq()}`;
+    const addHere = (config: Record<string, unknown>, pod: Netns, id: string): AddResult => add(node, config, pod, id, service?.pid);
 
-    before(() => {
+    before(async () => {
       node = new TestHost(mode);
+      if (served) service = await startCniService(node.host.name, path.join(node.dataDir, "cni.sock"));
     });
-    after(() => node?.cleanup());
+    after(async () => {
+      await service?.stop();
+      node?.cleanup();
+    });
 
     for (const version of VERSIONS) {
       test(`cniVersion ${version}: ADD reports exactly what it made; CHECK passes, then fails once the default route is gone; DEL twice succeeds and leaves nothing`, () => {
@@ -201,7 +222,7 @@ for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/
         const id = cid(`life-${version}`);
         const config = conf(version);
 
-        const res = add(node, config, pod, id);
+        const res = addHere(config, pod, id);
         const podIndex = assertResultShape(res, mode, version, pod);
         assertResultInKernel(node, res, mode, podIndex, pod);
         assert.equal(node.addressFiles().filter((f) => res.ips.some((ip) => bare(ip.address) === f)).length, res.ips.length,
@@ -224,8 +245,8 @@ for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/
       const [a, b] = [node.pod("ping-a"), node.pod("ping-b")];
       const [idA, idB] = [cid("ping-a"), cid("ping-b")];
       const config = conf("1.1.0");
-      const resA = add(node, config, a, idA);
-      const resB = add(node, config, b, idB);
+      const resA = addHere(config, a, idA);
+      const resB = addHere(config, b, idB);
       try {
         assert.ok(ping(a.name, bare(resB.ips[0]!.address)), "a reaches b");
         assert.ok(ping(b.name, bare(resA.ips[0]!.address)), "b reaches a");
@@ -241,7 +262,7 @@ for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/
       const pod = node.pod("gone");
       const id = cid("gone");
       const config = conf("1.0.0");
-      const res = add(node, config, pod, id);
+      const res = addHere(config, pod, id);
       sh("ip", ["netns", "del", pod.name]);
       del(node, config, pod.path, id, res);
       assertGone(node, res, undefined);
@@ -252,7 +273,7 @@ for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/
       const pod = node.pod("nonetns");
       const id = cid("nonetns");
       const config = conf("1.1.0");
-      const res = add(node, config, pod, id);
+      const res = addHere(config, pod, id);
       del(node, config, "", id, res);
       assertGone(node, res, pod);
       del(node, config, "", id, res);
@@ -262,7 +283,7 @@ for (const [mode, subnet] of [["routed", "10.77.0.0/24"], ["bridge", "10.76.0.0/
       const pod = node.pod("twice");
       const id = cid("twice");
       const config = conf("1.1.0");
-      const res = add(node, config, pod, id);
+      const res = addHere(config, pod, id);
       const reserved = node.addressFiles();
 
       assertCniError(node.run({ command: "ADD", config, containerId: id, netns: pod.path, ifname: IFNAME }));

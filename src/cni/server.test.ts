@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { serveCall, startCniServer, type CniServer } from "./server.js";
+import type { PluginIo } from "./skel.js";
+import { decodeReply, WIRE_VERSION } from "./wire.js";
+
+const NETNS = "net:[4026531993]";
+
+/** One request over the socket, as the plugin sends it: write, half-close, read to EOF. */
+function ask(socketPath: string, body: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ path: socketPath, allowHalfOpen: true });
+    let text = "";
+    s.setEncoding("utf8");
+    s.on("data", (d: string) => (text += d));
+    s.on("end", () => resolve(text));
+    s.on("error", reject);
+    s.end(body);
+  });
+}
+
+const request = (over: Record<string, unknown> = {}): string =>
+  JSON.stringify({ v: WIRE_VERSION, env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c1" }, stdin: '{"cniVersion":"1.1.0"}', netns: NETNS, ...over });
+
+/** A stand-in for the plugin: echoes what it was given, so the test sees what the server passed. */
+function echoRun(io: PluginIo): number {
+  io.stdout(JSON.stringify({ command: io.env.CNI_COMMAND, stdin: io.readStdin() }) + "\n");
+  io.stderr("log line\n");
+  return io.env.CNI_COMMAND === "DEL" ? 3 : 0;
+}
+
+describe("serveCall", () => {
+  test("runs the call with the request's environment and stdin and returns exit code and both streams", () => {
+    const reply = serveCall({ env: { CNI_COMMAND: "DEL" }, stdin: "{}" }, echoRun);
+    assert.deepEqual(reply, { v: WIRE_VERSION, code: 3, stdout: '{"command":"DEL","stdin":"{}"}\n', stderr: "log line\n" });
+  });
+});
+
+describe("the CNI socket server", () => {
+  let dir: string;
+  let socketPath: string;
+  let server: CniServer;
+  const logged: string[] = [];
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "trlunit-cnisock-"));
+    socketPath = path.join(dir, "sub", "cni.sock");
+    server = await startCniServer({ socketPath, run: echoRun, log: (l) => logged.push(l), netns: NETNS });
+  });
+  after(async () => {
+    await server?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("listens on a socket only its owner may use, in a directory it made", () => {
+    assert.equal(fs.statSync(socketPath).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.dirname(socketPath)).mode & 0o777, 0o700);
+  });
+
+  test("runs a call from its own network namespace and answers with the outcome", async () => {
+    const before = server.served;
+    const reply = decodeReply(await ask(socketPath, request()));
+    assert.deepEqual(reply, { v: WIRE_VERSION, code: 0, stdout: '{"command":"ADD","stdin":"{\\"cniVersion\\":\\"1.1.0\\"}"}\n', stderr: "log line\n" });
+    assert.equal(server.served, before + 1);
+  });
+
+  test("declines a call from another network namespace without running it", async () => {
+    const before = server.served;
+    const reply = decodeReply(await ask(socketPath, request({ netns: "net:[4026532000]" })));
+    assert.ok("fallback" in reply, "the plugin is told to run the call itself");
+    assert.match(reply.fallback, /net:\[4026532000\] is not the agent's \(net:\[4026531993\]\)/);
+    assert.equal(server.served, before, "nothing ran");
+  });
+
+  test("declines a malformed request, saying why, without running it", async () => {
+    const before = server.served;
+    const reply = decodeReply(await ask(socketPath, request({ v: 99 })));
+    assert.ok("fallback" in reply);
+    assert.match(reply.fallback, /request version 99/);
+    assert.equal(server.served, before);
+    assert.ok(logged.some((l) => l.includes("bad request")));
+  });
+
+  test("a second server on a live socket refuses to take it over", async () => {
+    await assert.rejects(startCniServer({ socketPath, run: echoRun, log: () => undefined, netns: NETNS }), /already served by another process/);
+    assert.ok(fs.existsSync(socketPath), "the live server's socket is left alone");
+  });
+
+  test("a stale socket file (its server gone) is replaced, and close removes the socket", async () => {
+    const stalePath = path.join(dir, "stale.sock");
+    const old = net.createServer().listen(stalePath);
+    await new Promise((r) => old.once("listening", r));
+    // Node unlinks on close; a crashed process leaves the file behind, so keep it by renaming.
+    fs.renameSync(stalePath, `${stalePath}.keep`);
+    await new Promise((r) => old.close(r));
+    fs.renameSync(`${stalePath}.keep`, stalePath);
+    assert.ok(fs.statSync(stalePath).isSocket(), "a socket file nobody listens on");
+
+    const fresh = await startCniServer({ socketPath: stalePath, run: echoRun, log: () => undefined, netns: NETNS });
+    const reply = decodeReply(await ask(stalePath, request()));
+    assert.ok("code" in reply && reply.code === 0);
+    await fresh.close();
+    assert.equal(fs.existsSync(stalePath), false);
+  });
+});
