@@ -3,8 +3,10 @@
 // FDB and neighbour entries the backend calls for, a backend that cannot reach a peer says so and
 // installs nothing broken, and the backend can be switched on a running cluster without leftovers.
 import assert from "node:assert/strict";
+import { nodeDir } from "../../src/lab/lab.js";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   assertDataplane, assertTransports, eventually, hasLink, labNamespaces, labSkip, peerRoutes, routes, TestLab, VXLAN_DEV, type LabStatus,
@@ -70,6 +72,17 @@ for (const { backend, segments, datastore } of reachability) {
 
     test("every pod reaches the outside through NAT", () => {
       assertOutsideOnlyThroughNat(lab, s);
+    });
+
+    test("each node's agent made its pods' attachments: the plugin forwarded every ADD to its node's agent", () => {
+      for (const n of s.nodes) {
+        const log = fs.readFileSync(path.join(nodeDir(lab.name, n.name), "cni.log"), "utf8");
+        for (const p of s.pods.filter((x) => x.node === n.name)) {
+          assert.ok(n.agentPid, `${n.name} has a running agent`);
+          assert.match(log, new RegExp(`trellis\\[agent ${n.agentPid}\\] ADD [^ ]*/${p.ifname}: ${p.ip.split("/")[0]!.replaceAll(".", "\\.")}/`),
+            `${n.name}'s agent logged the ADD of ${p.name}`);
+        }
+      }
     });
 
     test(`nodes reports each peer's transport as ${backend} calls for`, () => {
