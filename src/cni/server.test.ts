@@ -85,6 +85,29 @@ describe("the CNI socket server", () => {
     assert.ok(logged.some((l) => l.includes("bad request")));
   });
 
+  test("a DEL that arrives while another call is waiting is handed back to the plugin; alone, it is run", async () => {
+    const waiting = net.createConnection({ path: socketPath, allowHalfOpen: true });
+    await new Promise((r) => waiting.once("connect", r));
+    try {
+      const before = server.served;
+      const busy = decodeReply(await ask(socketPath, request({ env: { CNI_COMMAND: "DEL" } })));
+      assert.ok("fallback" in busy, "declined while another call waits");
+      assert.match(busy.fallback, /busy: 1 other call\(s\) waiting/);
+      assert.equal(server.served, before);
+      const add = decodeReply(await ask(socketPath, request()));
+      assert.ok("code" in add, "other commands are still served");
+    } finally {
+      waiting.destroy();
+    }
+    // The server learns of the closed connection a few event-loop turns later.
+    let alone = decodeReply(await ask(socketPath, request({ env: { CNI_COMMAND: "DEL" } })));
+    for (let i = 0; i < 50 && "fallback" in alone; i++) {
+      await new Promise((r) => setImmediate(r));
+      alone = decodeReply(await ask(socketPath, request({ env: { CNI_COMMAND: "DEL" } })));
+    }
+    assert.ok("code" in alone && alone.code === 3, "the DEL ran once nothing else waited");
+  });
+
   test("a second server on a live socket refuses to take it over", async () => {
     await assert.rejects(startCniServer({ socketPath, run: echoRun, log: () => undefined, netns: NETNS }), /already served by another process/);
     assert.ok(fs.existsSync(socketPath), "the live server's socket is left alone");

@@ -2,7 +2,8 @@
 // connection, each run by the same code the plugin executable runs (run.ts).
 //
 // Calls run one at a time: the handlers are synchronous (netlink, flock, file writes), so the
-// event loop serialises them, exactly as the IPAM lock would serialise separate processes.
+// event loop serialises them, exactly as the IPAM lock would serialise separate processes. A DEL
+// that arrives while other calls wait is handed back to the plugin (see below).
 // A call from another network namespace is declined: the host side of a pod must be made in the
 // namespace the runtime called the plugin in, and the agent only knows its own.
 import * as fs from "node:fs";
@@ -70,7 +71,10 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     fs.rmSync(opts.socketPath, { force: true });
   }
   let served = 0;
+  let open = 0;
   const server = net.createServer({ allowHalfOpen: true }, (conn) => {
+    open++;
+    conn.once("close", () => open--);
     const chunks: Buffer[] = [];
     let size = 0;
     const reply = (r: WireReply): void => {
@@ -94,6 +98,13 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       }
       if (req.netns !== ownNetns) {
         reply({ v: WIRE_VERSION, fallback: `caller's network namespace ${req.netns} is not the agent's (${ownNetns})` });
+        return;
+      }
+      // A DEL spends most of its time waiting for the kernel's veth teardown (an RCU grace period),
+      // which would hold up every call queued behind it; with others waiting, the plugin's own
+      // process does it instead, in parallel with them.
+      if (req.env.CNI_COMMAND === "DEL" && open > 1) {
+        reply({ v: WIRE_VERSION, fallback: `busy: ${open - 1} other call(s) waiting; DEL runs in the plugin's own process` });
         return;
       }
       served++;
