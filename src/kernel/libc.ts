@@ -1,5 +1,5 @@
-// libc, reached through bun:ffi in the compiled executables (one dlopen per process: each one
-// compiles call trampolines, so the plugin shares this between IPAM locking and netlink).
+// libc, reached through bun:ffi in the compiled executables: one binding per process, shared by
+// the agent-socket client, IPAM locking and netlink (its symbols are bound in two groups, below).
 // Under Node there is no FFI; callers check `libcAvailable()` and fall back or refuse clearly.
 import { createRequire } from "node:module";
 
