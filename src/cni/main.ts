@@ -6,7 +6,7 @@
 // on every pod.
 import { libcAvailable } from "../kernel/libc.js";
 import { callAgent, ownNetns, readStdin, writeFd } from "./client.js";
-import { ErrorCode } from "./errors.js";
+import { CniError, ErrorCode, errorJson } from "./errors.js";
 import { agentSocketFor, requestedVersion } from "./wire.js";
 
 /** How long a forwarded call may take before the plugin gives up and reports "try again later". */
@@ -32,7 +32,8 @@ function viaAgent(env: Record<string, string | undefined>, stdin: string): numbe
       writeOut(2, outcome.stderr);
       return outcome.code;
     case "failed": {
-      const error = { cniVersion: requestedVersion(stdin, "1.1.0"), code: ErrorCode.TryAgainLater, msg: "the trellis agent did not complete the call", details: outcome.why };
+      // The skeleton's error shape, in the config's version (LATEST when it names none).
+      const error = errorJson(new CniError(ErrorCode.TryAgainLater, "the trellis agent did not complete the call", outcome.why), requestedVersion(stdin, "1.1.0"));
       writeOut(1, JSON.stringify(error) + "\n");
       writeOut(2, `trellis[${process.pid}] ${env.CNI_COMMAND ?? "?"} failed: [11] ${error.msg} (${outcome.why})\n`);
       return 1;

@@ -120,7 +120,6 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     });
   });
   fs.chmodSync(opts.socketPath, 0o600);
-  const ino = fs.statSync(opts.socketPath).ino;
   server.on("error", (e) => opts.log(`cni: server: ${e.message}`));
   return {
     socketPath: opts.socketPath,
@@ -130,12 +129,8 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        try {
-          // Only our own socket: a successor may already have replaced it with its own.
-          if (fs.statSync(opts.socketPath).ino === ino) fs.rmSync(opts.socketPath, { force: true });
-        } catch {
-          // already gone
-        }
+        // No successor can own the path while we listen (a live socket is never taken over).
+        fs.rmSync(opts.socketPath, { force: true });
       }),
   };
 }

@@ -1,5 +1,5 @@
 // libc, reached through bun:ffi in the compiled executables: one binding per process, shared by
-// the agent-socket client, IPAM locking and netlink (its symbols are bound in two groups, below).
+// the agent-socket client, IPAM locking and netlink.
 // Under Node there is no FFI; callers check `libcAvailable()` and fall back or refuse clearly.
 import { createRequire } from "node:module";
 
@@ -23,18 +23,15 @@ let loaded: Libc | undefined;
 
 export const libcAvailable = (): boolean => Boolean((globalThis as { Bun?: unknown }).Bun);
 
-type Symbols = Record<string, (...a: unknown[]) => unknown>;
 type SymbolSpec = Record<string, { args: string[]; returns: string }>;
 
-// Bun compiles a call trampoline for every symbol bound (≈ 70 µs each), so the symbols are bound
-// in two groups: what every caller needs (sockets, fds, errno) at once, and setns/flock, which
-// only the pod side and IPAM use, on their first call. The plugin that merely forwards a call to
-// its agent binds the first group only.
-const CORE: SymbolSpec = {
+const SYMBOLS: SymbolSpec = {
   socket: { args: ["i32", "i32", "i32"], returns: "i32" },
   send: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
   recv: { args: ["i32", "ptr", "u64", "i32"], returns: "i64" },
+  setns: { args: ["i32", "i32"], returns: "i32" },
   close: { args: ["i32"], returns: "i32" },
+  flock: { args: ["i32", "i32"], returns: "i32" },
   read: { args: ["i32", "ptr", "u64"], returns: "i64" },
   write: { args: ["i32", "ptr", "u64"], returns: "i64" },
   connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
@@ -43,35 +40,29 @@ const CORE: SymbolSpec = {
   readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
   __errno_location: { args: [], returns: "ptr" },
 };
-const NAMESPACES_AND_LOCKS: SymbolSpec = {
-  setns: { args: ["i32", "i32"], returns: "i32" },
-  flock: { args: ["i32", "i32"], returns: "i32" },
-};
 
 export function libc(): Libc {
   if (loaded) return loaded;
   if (!libcAvailable()) throw new Error("libc calls need the compiled executables (Bun's FFI); Node has none");
   const require = createRequire(import.meta.url);
   const ffi = require("bun:ffi") as {
-    dlopen(lib: string, syms: SymbolSpec): { symbols: Symbols };
+    dlopen(lib: string, syms: SymbolSpec): { symbols: Record<string, (...a: unknown[]) => unknown> };
     read: { i32(p: unknown, off?: number): number };
   };
-  const s = ffi.dlopen("libc.so.6", CORE).symbols;
-  let more: Symbols | undefined;
-  const extra = (): Symbols => (more ??= ffi.dlopen("libc.so.6", NAMESPACES_AND_LOCKS).symbols);
+  const s = ffi.dlopen("libc.so.6", SYMBOLS).symbols;
   loaded = {
     socket: s.socket as Libc["socket"],
     send: s.send as Libc["send"],
     recv: s.recv as Libc["recv"],
+    setns: s.setns as Libc["setns"],
     close: s.close as Libc["close"],
+    flock: s.flock as Libc["flock"],
     read: s.read as Libc["read"],
     write: s.write as Libc["write"],
     connect: s.connect as Libc["connect"],
     shutdown: s.shutdown as Libc["shutdown"],
     setsockopt: s.setsockopt as Libc["setsockopt"],
     readlink: s.readlink as Libc["readlink"],
-    setns: (fd, nstype) => extra().setns!(fd, nstype) as number,
-    flock: (fd, op) => extra().flock!(fd, op) as number,
     errno: () => ffi.read.i32(s.__errno_location!(), 0),
   };
   return loaded;
