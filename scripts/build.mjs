@@ -3,7 +3,7 @@
 // executables (build/cni/trellis, build/cni/trellis-ipam, build/trellis) compiled with Bun so they
 // run on hosts with no Node.js and start in a few milliseconds (see docs/executables.md).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, existsSync } from "node:fs";
+import { mkdirSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +18,19 @@ const targets = [
 ];
 const only = process.argv.slice(2);
 
+// What `trellis --version` reports: the package version and the commit built (with "-dirty" when
+// the tree had changes), compiled in as a constant.
+const git = (args) => {
+  try {
+    return execFileSync("git", args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return "";
+  }
+};
+const commit = (git(["rev-parse", "--short=12", "HEAD"]) || "unknown") + (git(["status", "--porcelain"]) ? "-dirty" : "");
+const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
+const defines = ["--define", `TRELLIS_VERSION=${JSON.stringify(`${version} (commit ${commit})`)}`];
+
 run(bin("tsc"), ["-p", "tsconfig.json"]);
 for (const [entry, out] of targets) {
   if (only.length > 0 && !only.some((o) => out.endsWith(o))) continue;
@@ -29,5 +42,5 @@ for (const [entry, out] of targets) {
   // No .env / bunfig.toml autoloading: a plugin runs in whatever directory the runtime has, and
   // must not pick up files from there.
   run(bin("bun"), ["build", "--compile", "--minify", "--bytecode", "--format=esm", "--splitting",
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--target=bun", entry, "--outfile", out]);
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--target=bun", ...defines, entry, "--outfile", out]);
 }

@@ -1,20 +1,50 @@
 #!/usr/bin/env bash
 # Quick start 1: set up this machine, then build a 2-node lab with 3 pods per node, show it,
 # check pod-to-pod reachability, and take it down again; then a 3-node lab with labelled pods and
-# network policies, checked port by port against `policy explain` (pass --keep to leave both up).
+# network policies, checked port by port against `policy explain`.
+#
+#   scripts/demo.sh [--keep] [--name NAME]
+#
+# The labs are called NAME and NAMEp (default: trldemo, trldemop). The demo never touches a lab it
+# did not make: if one of those names is taken it stops and says so. --keep leaves both labs up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
 
-name=demo
+name=trldemo
 keep=0
-[ "${1:-}" = "--keep" ] && keep=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) keep=1 ;;
+    --name) name=${2:?--name needs a value}; shift ;;
+    *) echo "usage: scripts/demo.sh [--keep] [--name NAME]" >&2; exit 2 ;;
+  esac
+  shift
+done
+pol="${name}p"
+if ! [[ $pol =~ ^[a-z][a-z0-9]{0,11}$ ]]; then
+  echo "demo: --name must be 1-11 lower-case letters and digits, starting with a letter (the policy lab is NAME + p)" >&2
+  exit 2
+fi
+
+scripts/setup.sh
 trellis=build/trellis
-"$trellis" lab down --name "$name" >/dev/null 2>&1 || true
-cleanup() { [ $keep -eq 1 ] || "$trellis" lab down --name "$name"; }
+for lab in "$name" "$pol"; do
+  if "$trellis" lab status --name "$lab" >/dev/null 2>&1 || [ -d "/run/trellis/lab/$lab" ]; then
+    echo "demo: a lab named $lab already exists; the demo does not touch it." >&2
+    echo "      remove it with: $trellis lab down --name $lab   or run: scripts/demo.sh --name OTHER" >&2
+    exit 1
+  fi
+done
+
+made=()
+cleanup() {
+  [ $keep -eq 1 ] && return
+  for lab in "${made[@]}"; do "$trellis" lab down --name "$lab" >/dev/null || true; done
+}
 trap cleanup EXIT
 
 echo; echo "== trellis lab up --name $name --nodes 2 --pods-per-node 3 --backend vxlan"
+made+=("$name")
 "$trellis" lab up --name "$name" --nodes 2 --pods-per-node 3 --backend vxlan
 echo; echo "== trellis lab status --name $name"
 "$trellis" lab status --name "$name"
@@ -22,17 +52,18 @@ echo; echo "== trellis --lab $name nodes"
 "$trellis" --lab "$name" nodes
 echo; echo "== trellis lab check --name $name"
 "$trellis" lab check --name "$name"
+
 echo; echo "== network policy: a 3-node lab from examples/lab-policy.yaml, policies from examples/policies.yaml"
-"$trellis" lab down --name demopol >/dev/null 2>&1 || true
-"$trellis" lab up --name demopol --spec examples/lab-policy.yaml >/dev/null
-"$trellis" --lab demopol apply -f examples/policies.yaml
-echo; echo "== trellis lab check --name demopol   (TCP/UDP probes on declared ports vs policy verdicts)"
-"$trellis" lab check --name demopol || status=$?
-echo; echo "== trellis --lab demopol policy explain --from dev/tool --to prod/web --port 80/TCP"
-"$trellis" --lab demopol policy explain --from dev/tool --to prod/web --port 80/TCP
-[ $keep -eq 1 ] || "$trellis" lab down --name demopol >/dev/null
-[ "${status:-0}" -eq 0 ] || exit "$status"
+made+=("$pol")
+"$trellis" lab up --name "$pol" --spec examples/lab-policy.yaml >/dev/null
+"$trellis" --lab "$pol" apply -f examples/policies.yaml
+echo; echo "== trellis lab check --name $pol   (TCP/UDP probes on declared ports vs policy verdicts)"
+status=0
+"$trellis" lab check --name "$pol" || status=$?
+echo; echo "== trellis --lab $pol policy explain --from dev/tool --to prod/web --port 80/TCP"
+"$trellis" --lab "$pol" policy explain --from dev/tool --to prod/web --port 80/TCP
 
 if [ $keep -eq 1 ]; then
-  echo; echo "labs '$name' and 'demopol' left running; remove them with: $trellis lab down --name $name (and demopol)"
+  echo; echo "labs '$name' and '$pol' left running; remove them with: $trellis lab down --name $name; $trellis lab down --name $pol"
 fi
+exit "$status"

@@ -6,17 +6,23 @@
 // agent (or losing the datastore) freezes the data plane as it is: pods keep talking.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { desiredState, usesVxlan, vtepMacFor, type Underlay } from "../backends/desired.js";
+import { desiredState, usesVxlan, vtepMacFor, type Desired, type Underlay } from "../backends/desired.js";
 import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
 import type { DataplaneKernel } from "../kernel/dataplane.js";
 import { CONFIG_KEY, chooseSubnet, LEASE_PREFIX, leaseKey, leaseValue, parseLease, STATUS_PREFIX, type Lease } from "../model/lease.js";
-import { checkNodeAddress, podMtu, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import { checkNodeAddress, isLeasable, podMtu, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import { Reconciler } from "../dataplane/reconciler.js";
-import type { PeerStatus } from "../dataplane/state.js";
+import type { ActualDataplane } from "../dataplane/diff.js";
+import type { Dataplane, PodRouteSpec } from "../dataplane/state.js";
+import type { Endpoint } from "../policy/model.js";
 import { parseSubnetFile } from "../ipam/config.js";
 import { formatCidr } from "../model/ip.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicySync } from "./policy-sync.js";
+import { LocalEndpoints } from "./local-endpoints.js";
+import { peerKernelState, type NodeStatus, type PeerKernelState, type PeerReport } from "./status.js";
+
+export type { NodeStatus } from "./status.js";
 
 export interface AgentOptions {
   node: string;
@@ -29,18 +35,12 @@ export interface AgentOptions {
   leaseTtlSeconds: number;
   resyncMs: number;
   log(line: string): void;
+  /** Aborting stops the agent; a string reason ("SIGTERM") is published as why it stopped. */
   signal: AbortSignal;
-  /** Network policy enforcement (nftables); its endpoint spool directory. */
-  policy?: { kernel: PolicyKernel; endpointDir: string };
-}
-
-export interface NodeStatus {
-  node: string;
-  subnet: string;
-  publicIp: string;
-  backend: string;
-  peers: PeerStatus[];
-  updatedAt: number;
+  /** Where the CNI plugin registers this node's endpoints (policy, and pod host route repair). */
+  endpointDir: string;
+  /** Network policy enforcement (nftables). */
+  policy?: { kernel: PolicyKernel };
 }
 
 export class Agent {
@@ -50,13 +50,23 @@ export class Agent {
   private leaseRevision = 0;
   private readonly leases = new Map<string, Lease>();
   private readonly reconciler: Reconciler;
+  private readonly local: LocalEndpoints;
   private synced = false;
   private lastPeerReport = "";
   private renewTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Since when the datastore has been unreachable (undefined: it answers). */
+  private storeDownSince: number | undefined;
+  private desired: Desired | undefined;
+  private kernelState = new Map<string, PeerKernelState>();
+  private ready = false;
+  private lastStatus = "";
   policy: PolicySync | undefined;
 
   constructor(private readonly o: AgentOptions) {
-    this.reconciler = new Reconciler(o.kernel, { resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l) });
+    this.reconciler = new Reconciler(o.kernel, {
+      resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l), onSync: (r) => this.synced_(r),
+    });
+    this.local = new LocalEndpoints({ node: o.node, dir: o.endpointDir, log: o.log, signal: o.signal });
     o.signal.addEventListener("abort", () => this.stop(), { once: true });
   }
 
@@ -79,6 +89,8 @@ export class Agent {
 
     const listed = await store.list(LEASE_PREFIX);
     this.replaceLeases(listed.items);
+    this.local.start();
+    this.local.onChange(() => this.recompute());
     this.synced = true;
     this.recompute();
     store.watch(LEASE_PREFIX, listed.revision, (m) => this.onLeaseWatch(m), this.o.signal);
@@ -88,12 +100,19 @@ export class Agent {
     if (this.o.policy) {
       this.policy = new PolicySync({
         node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.policy.kernel,
-        endpointDir: this.o.policy.endpointDir, resyncMs: this.o.resyncMs, log, signal: this.o.signal,
+        local: this.local, resyncMs: this.o.resyncMs, log, signal: this.o.signal,
       });
       await this.policy.start();
-      log(`network policy: enforcing with nftables table inet trellis; endpoints from ${this.o.policy.endpointDir}`);
+      log(`network policy: enforcing with nftables table inet trellis; endpoints from ${this.o.endpointDir}`);
+    } else {
+      log("network policy: NOT enforced on this node (--no-policy)");
     }
-    await new Promise<void>((resolve) => this.o.signal.addEventListener("abort", () => resolve(), { once: true }));
+    if (!this.o.signal.aborted) {
+      await new Promise<void>((resolve) => this.o.signal.addEventListener("abort", () => resolve(), { once: true }));
+    }
+    // Say that this agent stopped (its data plane stays): `trellis nodes` must not show it as live.
+    const why = typeof this.o.signal.reason === "string" ? this.o.signal.reason : "a stop request";
+    await Promise.race([this.publishStatus({ at: Date.now(), why }), new Promise((r) => setTimeout(r, 2000).unref())]);
   }
 
   private stop(): void {
@@ -101,12 +120,15 @@ export class Agent {
     this.reconciler.stop();
   }
 
+  /** A stored field this version does not know is logged and ignored (another version wrote it). */
+  private readonly storedConfigOptions = { onUnknownField: (m: string) => this.o.log(`network config: ${m}; ignored by this agent version`) };
+
   private async waitForConfig(): Promise<NetworkConfig> {
     let warned = false;
     for (;;) {
       try {
         const kv = await this.o.store.get(CONFIG_KEY);
-        if (kv) return validateNetworkConfig(JSON.parse(kv.value));
+        if (kv) return validateNetworkConfig(JSON.parse(kv.value), this.storedConfigOptions);
         if (!warned) this.o.log("no network config in the datastore yet: run `trellis network init`; waiting");
       } catch (e) {
         if (!warned) this.o.log(`cannot read the network config (${(e as Error).message}); retrying`);
@@ -148,7 +170,7 @@ export class Agent {
       const all = listed.items.map((kv) => ({ kv, lease: parseLease(kv.key, kv.value) }));
       const mine = all.find((x) => x.lease?.node === this.o.node);
       const ttl = { ttlSeconds: this.o.leaseTtlSeconds };
-      if (mine?.lease && this.inNetwork(mine.lease.subnet)) {
+      if (mine?.lease && isLeasable(this.config!, mine.lease.subnet)) {
         const l = this.leaseFor(mine.lease.subnet);
         const kv = await store.update(mine.kv.key, leaseValue(l), mine.kv.modRevision, ttl);
         if (kv) return this.took(l, kv, "kept its lease");
@@ -159,7 +181,14 @@ export class Agent {
       if (!subnet) throw new Error(`no free block of /${this.config!.subnetLen} left in ${this.config!.network}`);
       const l = this.leaseFor(subnet);
       const kv = await store.create(leaseKey(subnet), leaseValue(l), ttl);
-      if (kv) return this.took(l, kv, "leased a new block");
+      if (kv) {
+        // A block this node held that the network no longer has is freed: one lease per node.
+        if (mine?.lease) {
+          await store.delete(mine.kv.key, mine.kv.modRevision);
+          log(`freed ${mine.lease.subnet}, which lies outside the network ${this.config!.network}/${this.config!.subnetLen}`);
+        }
+        return this.took(l, kv, "leased a new block");
+      }
       log(`block ${subnet} was taken by another node just now; trying again (attempt ${attempt})`);
     }
   }
@@ -171,10 +200,6 @@ export class Agent {
     this.o.log(`${how}: ${l.subnet} (public IP ${l.publicIp}, backend ${l.backend}${l.vtepMac ? `, VTEP MAC ${l.vtepMac}` : ""}, ttl ${this.o.leaseTtlSeconds}s)`);
   }
 
-  private inNetwork(subnet: string): boolean {
-    return chooseSubnet(this.config!, new Set(), subnet, () => 0) === subnet;
-  }
-
   private writeSubnetFile(): void {
     const mtu = podMtu(this.config!, this.underlay!.mtu);
     const text = [
@@ -183,7 +208,9 @@ export class Agent {
       `TRELLIS_SUBNET=${this.lease!.subnet}`,
       `TRELLIS_MTU=${mtu}`,
       `TRELLIS_NODE=${this.o.node}`,
-      ...(this.o.policy ? [`TRELLIS_ENDPOINT_DIR=${this.o.policy.endpointDir}`] : []),
+      `TRELLIS_ENDPOINT_DIR=${this.o.endpointDir}`,
+      // The plugin refuses bridge-mode pods where policy is enforced (bridged traffic escapes it).
+      `TRELLIS_POLICY=${this.o.policy ? "on" : "off"}`,
       "",
     ].join("\n");
     fs.mkdirSync(path.dirname(this.o.subnetFile), { recursive: true });
@@ -206,6 +233,10 @@ export class Agent {
     const l = this.leaseFor(this.lease.subnet);
     try {
       const kv = await this.o.store.update(leaseKey(l.subnet), leaseValue(l), this.leaseRevision, { ttlSeconds: this.o.leaseTtlSeconds });
+      if (this.storeDownSince !== undefined) {
+        this.o.log(`datastore reachable again after ${Math.round((Date.now() - this.storeDownSince) / 1000)}s; lease ${l.subnet} renewed`);
+        this.storeDownSince = undefined;
+      }
       if (kv) {
         this.lease = l;
         this.leaseRevision = kv.modRevision;
@@ -216,10 +247,16 @@ export class Agent {
         this.writeSubnetFile();
         this.recompute();
       }
+      this.lastPublished = 0;
       await this.publishStatus();
     } catch (e) {
       // The datastore is unreachable: keep the data plane as it is and try again later.
-      this.o.log(`cannot renew lease ${l.subnet}: ${(e as Error).message}`);
+      if (this.storeDownSince === undefined) {
+        this.storeDownSince = Date.now();
+        this.o.log(`datastore unreachable (${(e as Error).message}): cannot renew lease ${l.subnet}; the data plane stays as it is, retrying`);
+      } else {
+        this.o.log(`cannot renew lease ${l.subnet}: ${(e as Error).message} (datastore unreachable for ${Math.round((Date.now() - this.storeDownSince) / 1000)}s)`);
+      }
     }
   }
 
@@ -282,7 +319,7 @@ export class Agent {
 
   private applyConfig(value: string): void {
     try {
-      const next = validateNetworkConfig(JSON.parse(value));
+      const next = validateNetworkConfig(JSON.parse(value), this.storedConfigOptions);
       if (next.network !== this.config!.network || next.subnetLen !== this.config!.subnetLen) {
         this.o.log(`network changed to ${next.network}/${next.subnetLen}: restart the agents to re-lease blocks; keeping ${this.config!.network}`);
         return;
@@ -311,6 +348,8 @@ export class Agent {
     const d = desiredState({
       config: this.config, self: this.lease, peers, underlay: this.underlay, podMtu: podMtu(this.config, this.underlay.mtu),
     });
+    d.dataplane.podRoutes = podHostRoutes(this.local.all.values());
+    this.desired = d;
     this.reconciler.setDesired(d.dataplane);
     const report = JSON.stringify(d.peers);
     if (report !== this.lastPeerReport) {
@@ -318,28 +357,57 @@ export class Agent {
       for (const p of d.peers) {
         this.o.log(`peer ${p.node} ${p.subnet} via ${p.publicIp}: ${p.transport}${p.reason ? ` (${p.reason})` : ""}`);
       }
-      void this.publishStatus(d.peers);
+      void this.publishStatus();
     }
   }
 
-  private peersNow: PeerStatus[] = [];
+  /** After each sync: which peers the kernel now serves, published when that changes. */
+  private synced_(r: { errors: string[]; actual?: ActualDataplane; desired?: Dataplane }): void {
+    const d = this.desired;
+    if (!d || !r.actual || r.desired !== d.dataplane) return;
+    // A sync that applied everything without an error leaves the kernel as desired; otherwise
+    // what the read before it found is what is known.
+    this.kernelState = r.errors.length === 0
+      ? new Map(d.peers.map((p) => [p.node, p.transport === "unreachable" ? "none" : "programmed"]))
+      : peerKernelState(d.dataplane, d.peers, r.actual);
+    if (r.errors.length === 0) this.ready = true;
+    void this.publishStatus();
+  }
 
-  private async publishStatus(peers?: PeerStatus[]): Promise<void> {
-    if (peers) this.peersNow = peers;
+  private async publishStatus(stopped?: NodeStatus["stopped"]): Promise<void> {
     if (!this.lease) return;
+    const peers: PeerReport[] = (this.desired?.peers ?? []).map((p) => ({ ...p, kernel: this.kernelState.get(p.node) ?? "pending" }));
     const s: NodeStatus = {
       node: this.o.node, subnet: this.lease.subnet, publicIp: this.lease.publicIp, backend: this.lease.backend,
-      peers: this.peersNow, updatedAt: Date.now(),
+      state: stopped ? "stopped" : "running", ready: this.ready && !stopped, policy: !!this.o.policy, leaseTtlSeconds: this.o.leaseTtlSeconds,
+      peers, updatedAt: Date.now(), ...(stopped ? { stopped } : {}),
     };
+    const text = JSON.stringify({ ...s, updatedAt: 0 });
+    // Renewals republish (the key has the lease's lifetime); otherwise only changes are written.
+    if (text === this.lastStatus && !stopped && Date.now() - this.lastPublished < (this.o.leaseTtlSeconds * 1000) / 3) return;
     try {
       await this.o.store.put(`${STATUS_PREFIX}${this.o.node}`, JSON.stringify(s), { ttlSeconds: this.o.leaseTtlSeconds });
+      this.lastStatus = text;
+      this.lastPublished = Date.now();
     } catch (e) {
-      this.o.log(`cannot publish status: ${(e as Error).message}`);
+      if (this.storeDownSince === undefined) this.o.log(`cannot publish status: ${(e as Error).message}`);
     }
   }
+
+  private lastPublished = 0;
 
   /** For tests and benchmarks: resolves once the kernel matches the current desired state. */
   async settled(): Promise<void> {
     await this.reconciler.idle();
   }
+}
+
+/** Host routes of this node's routed-mode pods: one per address, on the pod's host veth. */
+export function podHostRoutes(endpoints: Iterable<Endpoint>): PodRouteSpec[] {
+  const out: PodRouteSpec[] = [];
+  for (const ep of endpoints) {
+    if (ep.mode !== "routed") continue;
+    for (const ip of ep.ips) out.push({ dst: `${ip}/${ip.includes(":") ? 128 : 32}`, dev: ep.hostIf });
+  }
+  return out.sort((a, b) => a.dst.localeCompare(b.dst));
 }

@@ -7,14 +7,13 @@
 // there — no datastore round trip between a pod's ADD and its rules — and publishes them in the
 // datastore (`endpoints/<node>/<container>/<ifname>`) for the other nodes' selector sets. ADD never
 // waits for the datastore, so pods start during an outage too (fail closed until programmed).
-import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicyApplier } from "../policy/applier.js";
 import { compilePolicy } from "../policy/compile.js";
 import type { Endpoint, PolicyModel } from "../policy/model.js";
-import { ENDPOINT_PREFIX, endpointKey, modelFromObjects, OBJECT_PREFIXES, parseEndpoint, type ParseCache } from "../policy/store-model.js";
+import { ENDPOINT_PREFIX, modelFromObjects, OBJECT_PREFIXES, type ParseCache } from "../policy/store-model.js";
+import type { LocalEndpoints } from "./local-endpoints.js";
 
 export { endpointFileName } from "./endpoint-file.js";
 
@@ -23,7 +22,8 @@ export interface PolicySyncOptions {
   nodeIps: () => string[];
   store: Datastore;
   kernel: PolicyKernel;
-  endpointDir: string;
+  /** This node's endpoints, from the plugin's spool. */
+  local: LocalEndpoints;
   resyncMs: number;
   log(line: string): void;
   signal: AbortSignal;
@@ -31,86 +31,43 @@ export interface PolicySyncOptions {
 
 export class PolicySync {
   private readonly objects = new Map<string, KeyValue>();
-  private readonly local = new Map<string, Endpoint>();
   private readonly published = new Map<string, string>();
   readonly applier: PolicyApplier;
   private started = false;
   private pending = false;
-  private scanTimer: ReturnType<typeof setInterval> | undefined;
   private warnedBridge = new Set<string>();
 
   constructor(private readonly o: PolicySyncOptions) {
     this.applier = new PolicyApplier(o.kernel, { resyncMs: o.resyncMs, log: o.log });
-    o.signal.addEventListener("abort", () => {
-      this.applier.stop();
-      if (this.scanTimer) clearInterval(this.scanTimer);
-    }, { once: true });
+    o.signal.addEventListener("abort", () => this.applier.stop(), { once: true });
   }
 
   async start(): Promise<void> {
     const { store } = this.o;
-    fs.mkdirSync(this.o.endpointDir, { recursive: true });
     let revision = 0;
     for (const prefix of OBJECT_PREFIXES) {
       const r = await store.list(prefix);
       for (const kv of r.items) this.objects.set(kv.key, kv);
       revision = Math.max(revision, r.revision);
     }
-    this.scanLocal();
+    this.o.local.start();
     this.started = true;
     this.recompute();
     for (const prefix of OBJECT_PREFIXES) {
       store.watch(prefix, revision, (m) => this.onWatch(prefix, m), this.o.signal);
     }
-    try {
-      fs.watch(this.o.endpointDir, { signal: this.o.signal }, () => this.onLocalChange());
-    } catch (e) {
-      this.o.log(`cannot watch ${this.o.endpointDir} (${(e as Error).message}); scanning it periodically`);
-    }
-    // inotify can miss events on some filesystems: a slow scan is the safety net.
-    this.scanTimer = setInterval(() => this.onLocalChange(), 2000);
-    this.scanTimer.unref?.();
-    void this.publishLocal();
-  }
-
-  private onLocalChange(): void {
-    if (this.scanLocal()) {
+    this.o.local.onChange(() => {
       this.recompute();
       void this.publishLocal();
-    }
-  }
-
-  /** Reads the spool; true when the set of local endpoints changed. */
-  private scanLocal(): boolean {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.o.endpointDir).filter((n) => n.endsWith(".json"));
-    } catch {
-      names = [];
-    }
-    const next = new Map<string, Endpoint>();
-    for (const n of names) {
-      let text: string;
-      try {
-        text = fs.readFileSync(path.join(this.o.endpointDir, n), "utf8");
-      } catch {
-        continue;
-      }
-      const ep = parseEndpoint(text);
-      if (ep) next.set(endpointKey({ ...ep, node: this.o.node }), { ...ep, node: this.o.node });
-    }
-    const same = next.size === this.local.size && [...next].every(([k, v]) => JSON.stringify(this.local.get(k)) === JSON.stringify(v));
-    if (same) return false;
-    this.local.clear();
-    for (const [k, v] of next) this.local.set(k, v);
-    return true;
+    });
+    void this.publishLocal();
   }
 
   /** Makes the datastore's endpoints of this node equal to the spool. */
   private async publishLocal(): Promise<void> {
     const { store } = this.o;
     try {
-      for (const [key, ep] of this.local) {
+      for (const [key, ep] of this.o.local.all) {
         const value = JSON.stringify(ep);
         if (this.published.get(key) === value && this.objects.get(key)?.value === value) continue;
         await store.put(key, value);
@@ -118,7 +75,7 @@ export class PolicySync {
       }
       const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
       for (const key of [...this.objects.keys()]) {
-        if (key.startsWith(mine) && !this.local.has(key)) {
+        if (key.startsWith(mine) && !this.o.local.all.has(key)) {
           await store.delete(key);
           this.published.delete(key);
         }
@@ -152,8 +109,8 @@ export class PolicySync {
     const kvs = [...this.objects.values()].filter((kv) => !kv.key.startsWith(mine));
     const keys = new Set(kvs.map((kv) => kv.key));
     for (const k of this.parsed.keys()) if (!keys.has(k)) this.parsed.delete(k);
-    const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why), this.parsed);
-    model.endpoints.push(...this.local.values());
+    const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why), this.parsed, (key, why) => this.o.log(`stored object ${key}: ${why}`));
+    model.endpoints.push(...this.o.local.all.values());
     model.nodes = [{ name: this.o.node, ips: this.o.nodeIps() }];
     return model;
   }

@@ -1,17 +1,18 @@
 // `trellis network ...`, `trellis nodes` and `trellis agent`: cluster-wide commands that talk to a
 // datastore, chosen with --datastore URL or --lab NAME (a lab's own datastore).
 import { Command, Option } from "commander";
-import { Agent, type NodeStatus } from "../agent/agent.js";
+import { Agent } from "../agent/agent.js";
+import { nodeView, parseNodeStatus, type NodeStatus, type NodeView } from "../agent/status.js";
 import { serveCniCalls } from "./cni.js";
 import { DEFAULT_AGENT_SOCKET } from "../cni/wire.js";
 import { openDatastore } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { RealPolicyKernel } from "../kernel/policy.js";
-import { readState } from "../lab/lab.js";
+import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
-import { BACKENDS, ConfigError, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
-import { printTable } from "./table.js";
+import { BACKENDS, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import { formatOutput, outputOption, printTable, type OutputFormat } from "./table.js";
 
 export interface GlobalOptions {
   datastore?: string;
@@ -28,8 +29,7 @@ export const DEFAULT_ENDPOINT_DIR = "/run/trellis/endpoints";
 export function datastoreUrl(g: GlobalOptions): string {
   if (g.datastore && g.lab) throw new Error("give either --datastore or --lab, not both");
   if (g.lab) {
-    const s = readState(g.lab);
-    if (!s) throw new Error(`no lab named ${g.lab}`);
+    const s = requireState(g.lab);
     if (!s.datastoreUrl) throw new Error(`lab ${g.lab} has no datastore (it was made without agents)`);
     return s.datastoreUrl;
   }
@@ -69,7 +69,7 @@ function configFromFlags(base: Record<string, unknown>, o: Record<string, unknow
 }
 
 function showConfig(c: NetworkConfig, output: string): string {
-  if (output === "json") return JSON.stringify(c, null, 2);
+  if (output !== "table") return formatOutput(c, output).trimEnd();
   return printTable(["FIELD", "VALUE"], [
     ["network", c.network],
     ["subnetLen", String(c.subnetLen)],
@@ -97,9 +97,25 @@ export function networkCommand(globals: () => GlobalOptions): Command {
     .option("--nat-outgoing", "masquerade pod traffic leaving the pod network")
     .option("--no-nat-outgoing", "do not masquerade");
 
+  /**
+   * Refuses a config that strands live leases (blocks it could not have leased) unless --force;
+   * with --force, says what will happen. Nothing is written when refused.
+   */
+  async function guardAddressing(s: Datastore, prev: Record<string, unknown>, next: NetworkConfig, force: unknown): Promise<void> {
+    if (prev.network === next.network && (prev.subnetLen ?? 24) === next.subnetLen && prev.subnetMin === next.subnetMin && prev.subnetMax === next.subnetMax) return;
+    const leases = (await s.list(LEASE_PREFIX)).items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined);
+    const stranded = strandedBy(next, leases);
+    if (!stranded) {
+      if (leases.length > 0) process.stderr.write("note: running agents keep the addressing they started with until they are restarted\n");
+      return;
+    }
+    if (!force) throw new Error(`refused: ${stranded}. Nothing was changed; run it again with --force to do it anyway`);
+    process.stderr.write(`warning: ${stranded}\n`);
+  }
+
   addFlags(network.command("init"))
     .description("store the cluster network configuration (refused if one exists, unless --force)")
-    .option("--force", "replace an existing configuration")
+    .option("--force", "replace an existing configuration (even one whose nodes hold blocks the new one cannot have)")
     .action(async (o: Record<string, unknown>) => {
       const c = configFromFlags({ backend: { type: "vxlan" } }, o);
       if (o.cidr === undefined) throw new ConfigError("--cidr", undefined, "is required");
@@ -107,6 +123,8 @@ export function networkCommand(globals: () => GlobalOptions): Command {
         const created = await s.create(CONFIG_KEY, JSON.stringify(c));
         if (!created) {
           if (!o.force) throw new Error("the network is already initialised: use `trellis network set` to change it, or --force");
+          const old = await s.get(CONFIG_KEY);
+          await guardAddressing(s, old ? JSON.parse(old.value) as Record<string, unknown> : {}, c, o.force);
           await s.put(CONFIG_KEY, JSON.stringify(c));
         }
       });
@@ -115,11 +133,14 @@ export function networkCommand(globals: () => GlobalOptions): Command {
 
   addFlags(network.command("set"))
     .description("change fields of the stored configuration (e.g. switch --backend on a running cluster)")
+    .option("--force", "change the network or block length even though nodes hold blocks it cannot have (explains what happens)")
     .action(async (o: Record<string, unknown>) => {
       const c = await withStore(globals(), async (s) => {
         const kv = await s.get(CONFIG_KEY);
         if (!kv) throw new Error("the network is not initialised: run `trellis network init` first");
-        const next = configFromFlags(JSON.parse(kv.value) as Record<string, unknown>, o);
+        const prev = JSON.parse(kv.value) as Record<string, unknown>;
+        const next = configFromFlags(prev, o);
+        await guardAddressing(s, prev, next, o.force);
         if (!(await s.update(CONFIG_KEY, JSON.stringify(next), kv.modRevision))) throw new Error("the configuration changed meanwhile; try again");
         return next;
       });
@@ -128,43 +149,60 @@ export function networkCommand(globals: () => GlobalOptions): Command {
 
   network.command("show")
     .description("show the stored configuration")
-    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
+    .addOption(outputOption())
     .action(async (o: { output: string }) => {
       const kv = await withStore(globals(), (s) => s.get(CONFIG_KEY));
       if (!kv) throw new Error("the network is not initialised: run `trellis network init`");
-      process.stdout.write(showConfig(validateNetworkConfig(JSON.parse(kv.value)), o.output) + "\n");
+      const c = validateNetworkConfig(JSON.parse(kv.value), { onUnknownField: (m) => process.stderr.write(`warning: stored config: ${m} (not known to this version)\n`) });
+      process.stdout.write(showConfig(c, o.output) + "\n");
     });
   return network;
 }
 
-export interface NodeRow {
-  name: string;
-  publicIp: string;
-  subnet: string;
-  backend: string;
-  leaseExpiresAt: string;
-  /** Per peer, as the node itself reports it. */
-  peers: Array<{ node: string; transport: string; reason?: string }>;
-}
+export type NodeRow = NodeView;
 
-export async function readNodes(s: Datastore): Promise<NodeRow[]> {
-  const [leases, statuses] = await Promise.all([s.list(LEASE_PREFIX), s.list(STATUS_PREFIX)]);
+/** Every node with a lease, as its lease and its own status report describe it (agent state, peers' kernel state). */
+export async function readNodes(s: Datastore, now = Date.now()): Promise<NodeRow[]> {
+  const [leases, statuses, config] = await Promise.all([s.list(LEASE_PREFIX), s.list(STATUS_PREFIX), s.get(CONFIG_KEY)]);
   const status = new Map<string, NodeStatus>();
   for (const kv of statuses.items) {
-    try {
-      const v = JSON.parse(kv.value) as NodeStatus;
-      status.set(v.node, v);
-    } catch {
-      // a malformed status is shown as unknown
-    }
+    const v = parseNodeStatus(kv.value);
+    if (v) status.set(v.node, v);
+  }
+  let network: string | undefined;
+  try {
+    network = config ? validateNetworkConfig(JSON.parse(config.value), { onUnknownField: () => undefined }).network : undefined;
+  } catch {
+    network = undefined;
   }
   return leases.items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined)
     .sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }))
-    .map((l) => ({
-      name: l.node, publicIp: l.publicIp, subnet: l.subnet, backend: l.backend,
-      leaseExpiresAt: new Date(l.expiresAt).toISOString(),
-      peers: (status.get(l.node)?.peers ?? []).map((p) => ({ node: p.node, transport: p.transport, ...(p.reason ? { reason: p.reason } : {}) })),
-    }));
+    .map((l) => nodeView(l, status.get(l.node), network, now));
+}
+
+const KERNEL_MARK: Record<string, string> = { programmed: "", pending: "(pending)", none: "" };
+
+export function renderNodes(rows: NodeRow[], now = Date.now()): string {
+  const peerText = (r: NodeRow): string => r.peers.length === 0 ? "-" :
+    r.peers.map((p) => `${p.node}:${p.transport}${p.kernel ? KERNEL_MARK[p.kernel] : ""}`).join(" ");
+  const secs = (iso: string): number => Math.round((Date.parse(iso) - now) / 1000);
+  const lines = [printTable(["NODE", "PUBLIC IP", "SUBNET", "BACKEND", "AGENT", "LAST RENEWAL", "LEASE EXPIRES", "PEERS (transport)"],
+    rows.map((r) => [
+      r.name, r.publicIp, r.subnet, r.backend, r.agent, `${-secs(r.lastRenewal)}s ago`,
+      secs(r.leaseExpiresAt) >= 0 ? `in ${secs(r.leaseExpiresAt)}s` : `${-secs(r.leaseExpiresAt)}s ago`, peerText(r),
+    ]))];
+  const notes: string[] = [];
+  for (const r of rows) {
+    if (r.agent !== "ready") notes.push(`${r.name}: agent ${r.agentDetail}`);
+    if (r.policy === false) notes.push(`${r.name}: network policy is NOT enforced (agent runs with --no-policy)`);
+    if (r.outsideNetwork) notes.push(`${r.name}: block ${r.subnet} is outside the pod network ${r.outsideNetwork} (the network was changed): restart its agent, then re-create its pods`);
+    for (const p of r.peers) {
+      if (p.reason) notes.push(`${r.name} -> ${p.node}: unreachable: ${p.reason}`);
+      else if (p.kernel === "pending") notes.push(`${r.name} -> ${p.node}: not yet programmed in ${r.name}'s kernel`);
+    }
+  }
+  if (notes.length) lines.push("", ...notes.map((n) => `  ${n}`));
+  return lines.join("\n");
 }
 
 export function nodesCommand(globals: () => GlobalOptions): Command {
@@ -183,21 +221,11 @@ export function nodesCommand(globals: () => GlobalOptions): Command {
       process.stdout.write(`removed ${name}; freed ${removed.join(", ")} (a running agent of that node would lease again)\n`);
     });
   nodes.command("list", { isDefault: true })
-    .description("nodes with their block, address, backend, per-peer transport and lease expiry")
-    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
-    .action(async (o: { output: string }) => {
-      const rows = await withStore(globals(), readNodes);
-      if (o.output === "json") {
-        process.stdout.write(JSON.stringify({ nodes: rows }, null, 2) + "\n");
-        return;
-      }
-      const now = Date.now();
-      const peerText = (r: NodeRow): string => r.peers.length === 0 ? "-" :
-        r.peers.map((p) => `${p.node}:${p.transport}`).join(" ");
-      process.stdout.write(printTable(["NODE", "PUBLIC IP", "SUBNET", "BACKEND", "PEERS (transport)", "LEASE EXPIRES"],
-        rows.map((r) => [r.name, r.publicIp, r.subnet, r.backend, peerText(r), `in ${Math.round((Date.parse(r.leaseExpiresAt) - now) / 1000)}s`])) + "\n");
-      const problems = rows.flatMap((r) => r.peers.filter((p) => p.reason).map((p) => `${r.name} -> ${p.node}: ${p.reason}`));
-      if (problems.length) process.stdout.write(`\nunreachable peers:\n${problems.map((p) => `  ${p}`).join("\n")}\n`);
+    .description("nodes with their block, address, backend, agent state, last renewal, per-peer transport and kernel state")
+    .addOption(outputOption())
+    .action(async (o: { output: OutputFormat }) => {
+      const rows = await withStore(globals(), (s) => readNodes(s));
+      process.stdout.write(o.output === "table" ? renderNodes(rows) + "\n" : formatOutput({ nodes: rows }, o.output));
     });
   return nodes;
 }
@@ -226,7 +254,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       for (const sig of ["SIGTERM", "SIGINT"] as const) {
         process.once(sig, () => {
           log(`${sig}: stopping; the data plane stays as it is`);
-          ac.abort();
+          ac.abort(sig);
         });
       }
       const store = await openDatastore(datastoreUrl(globals()), { caFile: globals().etcdCa, certFile: globals().etcdCert, keyFile: globals().etcdKey });
@@ -234,8 +262,8 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log) : undefined;
       const agent = new Agent({
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
-        leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal,
-        ...(o.policy ? { policy: { kernel: new RealPolicyKernel(), endpointDir: o.endpointDir } } : {}),
+        leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,
+        ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
       });
       try {
         await agent.run();

@@ -4,13 +4,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  etcdControl, labCheck, labDown, labPodAdd, labPodDelete, labStatus, labUp, listLabs, readState, saveState, startAgent, stopAgent, verdict, type CheckReport, type LabTools,
+  etcdControl, LAB_RESYNC_SECONDS, labCheck, labDown, labExists, labPodAdd, labPodDelete, labStatus, labUp, listLabs, requireState, saveState, startAgent, stopAgent, verdict, type CheckCell, type CheckReport, type LabTools,
 } from "../lab/lab.js";
 import { processAlive } from "../kernel/netns.js";
-import { parseLabSpec } from "../lab/spec.js";
-import { LAB_BACKENDS, LAB_DATASTORES, type LabBackend, type LabDatastore } from "../lab/plan.js";
+import { parseLabSpec, settingsWithSpec } from "../lab/spec.js";
+import { LAB_BACKENDS, LAB_DATASTORES, labWarnings, type LabBackend, type LabDatastore } from "../lab/plan.js";
+import { readInputFile } from "../model/input.js";
 import { MODES, type Mode } from "../cni/config.js";
-import { printTable } from "./table.js";
+import { formatOutput, outputOption, printTable } from "./table.js";
 
 /** Where the plugin executables are: beside this executable (build/cni), or --cni-bin-dir. */
 export function defaultCniBinDir(): string {
@@ -49,7 +50,7 @@ function requireRoot(): void {
 }
 
 export function renderCheck(r: CheckReport): string {
-  const short = (v: string): string => ({ ok: "ok", FAIL: "FAIL", blocked: "-", UNEXPECTED: "LEAK" })[v] ?? v;
+  const short = (v: string): string => ({ ok: "ok", FAIL: "FAIL", blocked: "-", UNEXPECTED: "LEAK", unreachable: "x" })[v] ?? v;
   // One column per destination and probe (a pod's declared ports, or ICMP).
   const columns: Array<{ to: string; probe: string }> = [];
   for (const to of r.targets) {
@@ -60,14 +61,26 @@ export function renderCheck(r: CheckReport): string {
     return c ? short(verdict(c)) : "";
   })]);
   const lines = [printTable(["from \\ to", ...columns.map((c) => (c.probe === "ICMP" ? c.to : `${c.to}:${c.probe}`))], rows)];
-  const expected = r.cells.filter((c) => c.expected);
-  const reached = expected.filter((c) => c.reached).length;
-  const leaks = r.cells.filter((c) => !c.expected && c.reached).length;
-  lines.push(`${reached}/${expected.length} expected paths reachable; ${leaks} unexpected path(s) open`);
-  for (const c of r.cells.filter((x) => x.expected !== x.reached)) {
-    lines.push(`  ${c.expected ? "FAIL" : "LEAK"} ${c.from} -> ${c.to} ${c.probe}: expected ${c.expected ? "open" : "closed"}${c.why ? ` (${c.why})` : ""}`);
+  const count = (f: (c: CheckCell) => boolean): number => r.cells.filter(f).length;
+  const expected = count((c) => c.expected);
+  const parts = [
+    `${r.cells.length} paths probed: ${count((c) => c.expected && c.reached)}/${expected} expected open are reachable`,
+    `${count((c) => !c.expected && !c.unreachableByConfig && !c.reached)} closed by policy as expected`,
+    `${count((c) => !c.expected && c.reached)} open that should not be`,
+  ];
+  if (r.unreachable.cells > 0) {
+    const refused = r.cells.filter((c) => c.unreachableByConfig && !c.accepted).length;
+    parts.push(`${r.unreachable.cells} unreachable by configuration (${refused === 0 ? "as this lab was made" : `${refused} NOT accepted: the lab was not made with --allow-unreachable`})`);
   }
-  lines.push("legend: ok = reachable as expected, - = not expected to connect, FAIL = should connect but does not, LEAK = connects but should not");
+  lines.push(parts.join("; "));
+  for (const why of r.unreachable.reasons) lines.push(`  unreachable by configuration: ${why}`);
+  for (const c of r.cells.filter((x) => x.expected !== x.reached)) {
+    lines.push(c.expected
+      ? `  FAIL ${c.from} -> ${c.to} ${c.probe}: should connect (${c.why}); ${c.cause ? `cause: ${c.cause}` : "cause not established"}`
+      : `  LEAK ${c.from} -> ${c.to} ${c.probe}: connects but should not (${c.why})`);
+  }
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  lines.push("legend: ok = reachable as expected, - = closed as expected (policy), x = unreachable by configuration, FAIL = should connect but does not, LEAK = connects but should not");
   lines.push(r.passed ? "lab check: PASS" : "lab check: FAIL");
   return lines.join("\n");
 }
@@ -86,36 +99,39 @@ export function labCommand(): Command {
     .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
     .addOption(new Option("--datastore <kind>", "embedded (no server) or a real etcd in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
     .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
-    .option("--spec <file>", "YAML lab spec: nodes, namespaces with labels, pods with namespace, labels, node and ports")
+    .option("--spec <file>", "YAML lab spec: settings, namespaces with labels, pods with namespace, labels, node and ports (README: Lab spec)")
     .option("--pod-cidr <cidr>", "pod network (with agents)")
     .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
+    .option("--allow-unreachable", "build a topology that leaves node pairs without a path (host-gw across segments); lab check accepts those pairs")
+    .option("--resync <seconds>", "agents' periodic kernel resync (drift repair)", int("--resync"), LAB_RESYNC_SECONDS)
     .addOption(cniDir)
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
-      natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number; spec?: string;
-    }) => {
+      natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number; spec?: string; allowUnreachable?: boolean; resync: number;
+    }, cmd: Command) => {
       requireRoot();
-      const spec = o.spec ? parseLabSpec(fs.readFileSync(o.spec, "utf8")) : undefined;
+      const spec = o.spec ? parseLabSpec(readInputFile(o.spec), o.spec) : undefined;
       if (spec) {
-        // The spec's own settings win over the defaults of the flags.
-        o.nodes = spec.nodes ?? Math.max(1, ...spec.pods.map((p) => Number(p.node.replace(/^node/, "")) || 1));
-        if (spec.segments !== undefined) o.segments = spec.segments;
-        if (spec.backend !== undefined) o.backend = spec.backend;
-        if (spec.mode !== undefined) o.mode = spec.mode;
-        if (spec.datastore !== undefined) o.datastore = spec.datastore;
+        const typed = new Set(Object.keys(o).filter((k) => cmd.getOptionValueSource(k) === "cli"));
+        Object.assign(o, settingsWithSpec(spec, o, typed, o.spec!));
       }
+      const existed = labExists(o.name);
       const started = Date.now();
       try {
         const s = await labUp({
           name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode, backend: o.backend, segments: o.segments,
-          datastore: o.datastore, natOutgoing: o.natOutgoing,
+          datastore: o.datastore, natOutgoing: o.natOutgoing, resyncSeconds: o.resync,
           ...(o.podCidr !== undefined ? { podNetwork: o.podCidr } : {}), ...(o.subnetLen !== undefined ? { subnetLen: o.subnetLen } : {}),
+          ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
           ...(spec ? { spec } : {}),
         }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
+        for (const w of labWarnings(s.plan)) progress(`warning: ${w}`);
       } catch (e) {
         progress(`lab up failed: ${(e as Error).message}`);
-        progress(`(run "trellis lab down --name ${o.name}" to remove what was made)`);
+        // Only what this command made is worth a hint: "already exists" must not lead anyone to
+        // remove the lab that does.
+        if (!existed && labExists(o.name)) progress(`(run "trellis lab down --name ${o.name}" to remove what was made)`);
         process.exitCode = 1;
       }
     });
@@ -123,27 +139,28 @@ export function labCommand(): Command {
   lab.command("status")
     .description("show the lab's nodes and pods")
     .requiredOption("--name <name>", "lab name")
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .addOption(outputOption())
     .action((o: { name: string; output: string }) => {
       const s = labStatus(o.name);
-      if (o.output === "json") {
-        process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+      if (o.output !== "table") {
+        process.stdout.write(formatOutput(s, o.output));
         return;
       }
       process.stdout.write(`backend ${s.backend}${s.datastore ? `, datastore ${s.datastore}` : ""}\n\n`);
       process.stdout.write(printTable(["NODE", "NETNS", "IP", "SEGMENT", "SUBNET", "AGENT PID"],
         s.nodes.map((n) => [n.name, n.netns, n.ip, String(n.segment), n.subnet, n.agentPid ? String(n.agentPid) : "-"])) + "\n\n");
       process.stdout.write(printTable(["POD", "NAMESPACE", "NODE", "IP", "NETNS"], s.pods.map((p) => [p.name, p.namespace, p.node, p.ip, p.netns])) + "\n");
+      for (const w of s.warnings) process.stdout.write(`\nwarning: ${w}\n`);
     });
 
   lab.command("check")
     .description("probe every pod pair and compare with what should connect; exit 0 only if all agree")
     .requiredOption("--name <name>", "lab name")
-    .addOption(new Option("-o, --output <format>", "output format").choices(["table", "json"]).default("table"))
+    .addOption(outputOption())
     .action(async (o: { name: string; output: string }) => {
       requireRoot();
-      const r = await labCheck(o.name, tools().trellisBin);
-      process.stdout.write((o.output === "json" ? JSON.stringify(r, null, 2) : renderCheck(r)) + "\n");
+      const r = await labCheck(o.name, tools());
+      process.stdout.write(o.output === "table" ? renderCheck(r) + "\n" : formatOutput(r, o.output));
       if (!r.passed) process.exitCode = 1;
     });
 
@@ -167,8 +184,7 @@ export function labCommand(): Command {
       .addOption(cniDir)
       .action(async (o: { name: string; node: string; cniBinDir?: string }) => {
         requireRoot();
-        const s = readState(o.name);
-        if (!s) throw new Error(`no lab named ${o.name}`);
+        const s = requireState(o.name);
         const node = s.plan.nodes.find((n) => n.name === o.node);
         if (!node) throw new Error(`lab ${o.name} has no node ${o.node}`);
         if (!s.datastoreUrl) throw new Error(`lab ${o.name} runs no agents`);
@@ -224,8 +240,7 @@ export function labCommand(): Command {
       .requiredOption("--name <name>", "lab name")
       .action(async (o: { name: string }) => {
         requireRoot();
-        const s = readState(o.name);
-        if (!s) throw new Error(`no lab named ${o.name}`);
+        const s = requireState(o.name);
         const pid = await etcdControl(s, action);
         saveState(s);
         progress(`etcd ${action === "stop" ? "stopped" : "running"} (pid ${pid})`);

@@ -23,11 +23,15 @@ function reexecInLab(argv: string[]): number | undefined {
   return execAttachedIn(state.plan.controlNetns, selfExecutable(defaultCniBinDir()), args, { ...process.env, TRELLIS_IN_LAB: "1" });
 }
 
+/** Compiled in by scripts/build.mjs: "0.1.0 (commit 1a2b3c4d5e6f)". */
+declare const TRELLIS_VERSION: string | undefined;
+const VERSION = typeof TRELLIS_VERSION === "string" ? TRELLIS_VERSION : "0.1.0 (commit unknown: not built by scripts/build.mjs)";
+
 const program = new Command();
 program
   .name("trellis")
   .description("Trellis container network: node agent, operator CLI and lab")
-  .version("0.1.0")
+  .version(`trellis ${VERSION}`)
   .option("--datastore <url>", "cluster datastore: embedded:///dir or etcd://host:2379[,host:2379] (etcds:// for TLS)")
   .option("--lab <name>", "use the datastore of a lab made by `trellis lab up`")
   .option("--etcd-ca <file>", "CA certificate for etcds://")
@@ -56,7 +60,13 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** `trellis help lab up` is `trellis lab up --help` (commander's own help command stops at the first level). */
+function helpAsFlag(argv: string[]): string[] {
+  return argv[2] === "help" && argv.length > 3 ? [...argv.slice(0, 2), ...argv.slice(3), "--help"] : argv;
+}
+
 // No top-level await: the executable is compiled to bytecode, which needs a CommonJS-shaped module.
+process.argv = helpAsFlag(process.argv);
 const reexec = reexecInLab(process.argv);
 if (reexec !== undefined) process.exitCode = reexec;
 else program.parseAsync(process.argv).catch((e: unknown) => {

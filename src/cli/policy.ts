@@ -1,6 +1,5 @@
 // `trellis apply|delete -f FILE`, `trellis get ...`, `trellis policy explain ...`.
 import { Command, Option } from "commander";
-import * as fs from "node:fs";
 import type { Datastore } from "../datastore/types.js";
 import { LEASE_PREFIX, parseLease } from "../model/lease.js";
 import { evaluate, PolicyIndex, type DirectionVerdict } from "../policy/evaluate.js";
@@ -9,12 +8,10 @@ import { objectKey, parseDocuments } from "../policy/parse.js";
 import {
   ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
 } from "../policy/store-model.js";
-import { withStore, type GlobalOptions } from "./cluster.js";
-import { printTable } from "./table.js";
-
-function readInput(file: string): string {
-  return file === "-" ? fs.readFileSync(0, "utf8") : fs.readFileSync(file, "utf8");
-}
+import { readInputFile } from "../model/input.js";
+import { suggestField } from "../model/strict.js";
+import { readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
+import { formatOutput, outputOption, printTable } from "./table.js";
 
 export function applyCommands(globals: () => GlobalOptions): Command[] {
   const apply = new Command("apply")
@@ -22,7 +19,7 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
     .requiredOption("-f, --filename <file>", "YAML or JSON file, several documents allowed; - for stdin")
     .action(async (o: { filename: string }) => {
       // Every document is validated before anything is written.
-      const docs = parseDocuments(readInput(o.filename), o.filename);
+      const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
         for (const d of docs) {
           const key = objectKey(d);
@@ -31,13 +28,17 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
           await s.put(key, value);
           process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${old ? (old.value === value ? "unchanged" : "configured") : "created"}\n`);
         }
+        // "created" must not read as "enforced": say where nothing enforces policies.
+        if (docs.some((d) => d.kind.endsWith("Policy"))) {
+          for (const w of enforcementGaps(await readNodes(s))) process.stderr.write(`warning: ${w}\n`);
+        }
       });
     });
   const del = new Command("delete")
     .description("remove the objects named in a file")
     .requiredOption("-f, --filename <file>", "YAML or JSON file; - for stdin")
     .action(async (o: { filename: string }) => {
-      const docs = parseDocuments(readInput(o.filename), o.filename);
+      const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
         for (const d of docs) {
           const key = objectKey(d);
@@ -49,6 +50,14 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
   return [apply, del];
 }
 
+/** Where stored policies are not enforced: nodes whose agent runs with --no-policy, or no node at all. */
+export function enforcementGaps(nodes: ReadonlyArray<{ name: string; policy?: boolean }>): string[] {
+  if (nodes.length === 0) return ["no node holds a lease yet: nothing enforces these policies until agents run"];
+  const off = nodes.filter((n) => n.policy === false).map((n) => n.name);
+  if (off.length === 0) return [];
+  return [`network policy is NOT enforced on ${off.length === nodes.length ? "any node" : off.join(", ")} (${off.length === nodes.length ? "every" : "their"} agent runs with --no-policy)`];
+}
+
 async function loadModel(s: Datastore): Promise<PolicyModel> {
   const kvs = (await Promise.all(OBJECT_PREFIXES.map((p) => s.list(p)))).flatMap((r) => r.items);
   const model = modelFromObjects(kvs, (key, why) => process.stderr.write(`warning: ignoring ${key}: ${why}\n`));
@@ -57,19 +66,39 @@ async function loadModel(s: Datastore): Promise<PolicyModel> {
   return model;
 }
 
-const RESOURCES = ["namespaces", "pods", "policies", "endpoints"] as const;
+const RESOURCES = ["namespaces", "pods", "policies", "endpoints", "nodes"] as const;
+type Resource = (typeof RESOURCES)[number];
+
+/** The names kubectl users type for each resource (singular, plural, short). */
+export const RESOURCE_ALIASES: Readonly<Record<string, Resource>> = {
+  namespaces: "namespaces", namespace: "namespaces", ns: "namespaces",
+  pods: "pods", pod: "pods", po: "pods",
+  policies: "policies", policy: "policies", networkpolicies: "policies", networkpolicy: "policies", netpol: "policies",
+  trellispolicies: "policies", trellispolicy: "policies", globaltrellispolicies: "policies", globaltrellispolicy: "policies",
+  endpoints: "endpoints", endpoint: "endpoints", ep: "endpoints",
+  nodes: "nodes", node: "nodes", no: "nodes",
+};
 
 export function getCommand(globals: () => GlobalOptions): Command {
   return new Command("get")
-    .description("list stored objects")
+    .description("list stored objects (kubectl's names work too: po, ns, netpol, no, ...)")
     .argument("<resource>", RESOURCES.join("|"))
-    .addOption(new Option("-o, --output <format>").choices(["table", "json"]).default("table"))
-    .action(async (resource: string, o: { output: string }) => {
-      const prefix = { namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX }[resource as (typeof RESOURCES)[number]];
-      if (!prefix) throw new Error(`unknown resource "${resource}": one of ${RESOURCES.join(", ")}`);
+    .addOption(outputOption())
+    .action(async (name: string, o: { output: string }) => {
+      const resource = RESOURCE_ALIASES[name.toLowerCase()];
+      if (!resource) {
+        const hint = suggestField(name.toLowerCase(), Object.keys(RESOURCE_ALIASES));
+        throw new Error(`unknown resource "${name}"${hint ? ` (did you mean ${hint}?)` : ""}: one of ${RESOURCES.join(", ")}`);
+      }
+      if (resource === "nodes") {
+        const rows = await withStore(globals(), (s) => readNodes(s));
+        process.stdout.write(o.output === "table" ? renderNodes(rows) + "\n" : formatOutput({ nodes: rows }, o.output));
+        return;
+      }
+      const prefix = { namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX }[resource];
       const items = await withStore(globals(), async (s) => (await s.list(prefix)).items);
-      if (o.output === "json") {
-        process.stdout.write(JSON.stringify({ items: items.map((kv) => JSON.parse(kv.value) as unknown) }, null, 2) + "\n");
+      if (o.output !== "table") {
+        process.stdout.write(formatOutput({ items: items.map((kv) => JSON.parse(kv.value) as unknown) }, o.output));
         return;
       }
       if (resource === "endpoints") {
@@ -129,7 +158,7 @@ export function policyCommand(globals: () => GlobalOptions): Command {
     .option("--to <ns/pod>", "destination pod")
     .option("--to-ip <ip>", "destination address (not a pod)")
     .requiredOption("--port <port/proto>", "destination port, e.g. 80/TCP")
-    .addOption(new Option("-o, --output <format>").choices(["text", "json"]).default("text"))
+    .addOption(outputOption(["text", "json", "yaml"]))
     .action(async (o: { from?: string; fromIp?: string; to?: string; toIp?: string; port: string; output: string }) => {
       if (!o.from === !o.fromIp) throw new Error("give exactly one of --from NS/POD or --from-ip IP");
       if (!o.to === !o.toIp) throw new Error("give exactly one of --to NS/POD or --to-ip IP");
@@ -139,8 +168,8 @@ export function policyCommand(globals: () => GlobalOptions): Command {
       const dst = o.to ? podAddress(model, o.to, "--to") : o.toIp!;
       const v = evaluate(new PolicyIndex(model), { src, dst, protocol, port });
       const bridge = model.endpoints.filter((e) => e.mode === "bridge" && (e.ips.includes(src) || e.ips.includes(dst)));
-      if (o.output === "json") {
-        process.stdout.write(JSON.stringify({ src, dst, port, protocol, ...v, notEnforced: bridge.map((e) => `${e.namespace}/${e.pod}`) }, null, 2) + "\n");
+      if (o.output !== "text") {
+        process.stdout.write(formatOutput({ src, dst, port, protocol, ...v, notEnforced: bridge.map((e) => `${e.namespace}/${e.pod}`) }, o.output));
         return;
       }
       const lines = [

@@ -1,4 +1,5 @@
 // The trellis plugin's own configuration keys, validated. Pure.
+import { leaf, list, obj, rejectUnknownFields } from "../model/strict.js";
 import { CniError, ErrorCode } from "./errors.js";
 import { validateIfName } from "./request.js";
 import type { Dns } from "./result.js";
@@ -27,7 +28,22 @@ export const DEFAULT_BRIDGE = "trellis0";
 const invalid = (field: string, value: unknown, why: string): CniError =>
   new CniError(ErrorCode.InvalidNetworkConfig, `invalid config: ${field} ${JSON.stringify(value)}: ${why}`);
 
+/**
+ * Every key the trellis plugin's configuration may have: the spec's well-known keys (including
+ * what runtimes add: prevResult, runtimeConfig, args, capabilities) and the plugin's own. The
+ * spec lets a plugin refuse unknown keys, and a misspelt one (`mut: 1400`) must not pass as
+ * absent. The `ipam` section belongs to the IPAM plugin, which checks it itself.
+ */
+export const PLUGIN_CONFIG_SHAPE = obj({
+  cniVersion: leaf, cniVersions: leaf, name: leaf, type: leaf, args: leaf, runtimeConfig: leaf, capabilities: leaf, prevResult: leaf,
+  ipMasq: leaf, disableCheck: leaf, disableGC: leaf, ipam: leaf,
+  "cni.dev/valid-attachments": leaf, "cni.dev/attachments": leaf,
+  dns: obj({ nameservers: list(leaf), domain: leaf, search: list(leaf), options: list(leaf) }),
+  mode: leaf, mtu: leaf, bridge: leaf, hairpinMode: leaf, logFile: leaf, agentSocket: leaf,
+});
+
 export function parsePluginConfig(c: Record<string, unknown>): PluginConfig {
+  rejectUnknownFields(c, PLUGIN_CONFIG_SHAPE, (m) => new CniError(ErrorCode.InvalidNetworkConfig, `invalid config: ${m}`));
   const mode = c.mode ?? "routed";
   if (typeof mode !== "string" || !(MODES as readonly string[]).includes(mode)) {
     throw invalid("mode", mode, `must be one of ${MODES.join(", ")}`);

@@ -216,7 +216,7 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
       checkNetns(kernel, req.netns);
       const prev = prevResultOf(req);
       const node = nodeInfo(req, deps.readFile);
-      if (cfg.mode === "bridge" && node?.endpointDir) {
+      if (cfg.mode === "bridge" && node?.endpointDir && node.policy !== false) {
         // Pods on one bridge talk at layer 2, out of reach of the nftables forward hook: refuse
         // rather than attach a pod that policies would silently not cover.
         throw new CniError(ErrorCode.InvalidNetworkConfig,

@@ -450,3 +450,22 @@ describe("diffDataplane: applied to a model of the kernel, it reaches the desire
     }));
   });
 });
+
+describe("diffDataplane: pod host routes", () => {
+  const pods = [{ dst: "10.244.1.2/32", dev: "trl1" }, { dst: "fd00::2/128", dev: "trl1" }, { dst: "10.244.1.3/32", dev: "trl2" }];
+  const withPods = (): Dataplane => ({ ...desired("host-gw", []), podRoutes: pods });
+
+  it("puts back a missing one on a veth that exists, with the plugin's protocol", () => {
+    const actual: ActualDataplane = { ...asActual(desired("host-gw", [])), podRoutes: [pods[0]!], links: ["eth0", "trl1", "trl2"] };
+    assert.deepEqual(text(diffDataplane(withPods(), actual)), [
+      "ip route replace fd00::2/128 dev trl1 scope link proto 201",
+      "ip route replace 10.244.1.3/32 dev trl2 scope link proto 201",
+    ]);
+  });
+  it("leaves alone a pod whose veth is gone (its DEL is under way), and never removes one", () => {
+    const actual: ActualDataplane = {
+      ...asActual(desired("host-gw", [])), podRoutes: [pods[0]!, pods[1]!, { dst: "10.244.1.99/32", dev: "trl9" }], links: ["eth0", "trl1"],
+    };
+    assert.deepEqual(diffDataplane(withPods(), actual), []);
+  });
+});

@@ -2,7 +2,9 @@
 // of steps that makes the kernel match. Only objects Trellis owns appear in `actual` (our VTEP,
 // routes with our protocol number, entries on our VTEP, our nft table), so nothing else can ever
 // be changed or removed.
-import { AGENT_ROUTE_PROTO, NAT_TABLE, VTEP_NAME, type Dataplane, type FdbSpec, type NeighSpec, type RouteSpec, type VtepSpec } from "./state.js";
+import {
+  AGENT_ROUTE_PROTO, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type Dataplane, type FdbSpec, type NeighSpec, type RouteSpec, type VtepSpec,
+} from "./state.js";
 
 export interface ActualDataplane extends Dataplane {
   /** Whether our VTEP is administratively up and holds its address. */
@@ -10,6 +12,8 @@ export interface ActualDataplane extends Dataplane {
   vtepAddresses?: string[];
   /** NAT table: absent, as we wrote it (with that pod network), or changed by someone. */
   natState: "absent" | "ours" | "drifted";
+  /** Names of the node's links, when read: a pod route is only put back on a veth that exists. */
+  links?: string[];
 }
 
 export type Step =
@@ -109,6 +113,15 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
     .map((r) => ip(`route del ${r.dst} proto ${AGENT_ROUTE_PROTO}`));
 
   if (!dv && av) late.push(ip(`link del ${VTEP_NAME}`));
+
+  // Pod host routes: put back what went missing, on veths that still exist; never remove any
+  // (a pod's DEL takes its route away with its veth).
+  const links = actual.links ? new Set(actual.links) : undefined;
+  const havePod = new Set((actual.podRoutes ?? []).map((r) => `${r.dst}>${r.dev}`));
+  for (const r of desired.podRoutes ?? []) {
+    if (havePod.has(`${r.dst}>${r.dev}`) || (links && !links.has(r.dev))) continue;
+    routes.push(ip(`route replace ${r.dst} dev ${r.dev} scope link proto ${POD_ROUTE_PROTO}`));
+  }
 
   // NAT: the whole table is replaced atomically whenever it is not exactly ours.
   const natWanted = desired.nat?.podNetwork;

@@ -4,7 +4,7 @@
 // hand comes back). Nothing is written before the first desired state arrives — which the agent
 // only provides after its first full datastore sync — so a restart never tears anything down.
 import type { DataplaneKernel } from "../kernel/dataplane.js";
-import { diffDataplane, type Step } from "./diff.js";
+import { diffDataplane, type ActualDataplane, type Step } from "./diff.js";
 import { SyncLoop, type Timers } from "./sync-loop.js";
 import type { Dataplane } from "./state.js";
 
@@ -16,8 +16,11 @@ export interface ReconcilerOptions {
   retryMaxMs: number;
   log(line: string): void;
   timers?: Timers;
-  /** Called after each sync with the steps applied (for metrics and tests). */
-  onSync?(r: { steps: Step[]; errors: string[]; ms: number }): void;
+  /**
+   * Called after each sync with the steps applied, what the kernel held before them and the
+   * desired state they were computed for (status, metrics and tests).
+   */
+  onSync?(r: { steps: Step[]; errors: string[]; ms: number; actual?: ActualDataplane; desired: Dataplane }): void;
 }
 
 export class Reconciler {
@@ -55,8 +58,9 @@ export class Reconciler {
     const started = this.timers.now();
     let steps: Step[] = [];
     let errors: string[] = [];
+    let actual: ActualDataplane | undefined;
     try {
-      const actual = await this.kernel.read();
+      actual = await this.kernel.read();
       steps = diffDataplane(desired, actual);
       if (steps.length > 0) errors = await this.kernel.apply(steps);
     } catch (e) {
@@ -66,7 +70,7 @@ export class Reconciler {
     const ms = this.timers.now() - started;
     if (steps.length > 0) this.opts.log(`sync: ${steps.length} change(s) in ${ms} ms${errors.length ? `, ${errors.length} failed` : ""}`);
     for (const e of errors) this.opts.log(`sync error (will retry): ${e}`);
-    this.opts.onSync?.({ steps, errors, ms });
+    this.opts.onSync?.({ steps, errors, ms, desired, ...(actual ? { actual } : {}) });
     return errors.length === 0;
   }
 }

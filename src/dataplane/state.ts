@@ -5,6 +5,8 @@
 export const VTEP_NAME = "trellis.vxlan";
 /** Route protocol number of the routes the agent installs (201 is the plugin's pod routes). */
 export const AGENT_ROUTE_PROTO = 202;
+/** Route protocol number of a pod's own host route, made by the plugin (cni/attachment.ts ROUTE_PROTO). */
+export const POD_ROUTE_PROTO = 201;
 /** nftables table the agent owns for NAT. */
 export const NAT_TABLE = "trellis-nat";
 
@@ -40,6 +42,15 @@ export interface NeighSpec {
   mac: string;
 }
 
+/**
+ * A routed-mode pod's own host route (`10.244.1.5/32 dev trl…`): the plugin makes it at ADD and
+ * it goes with the veth at DEL; the agent only puts back one that went missing, never removes one.
+ */
+export interface PodRouteSpec {
+  dst: string;
+  dev: string;
+}
+
 export interface NatSpec {
   podNetwork: string;
 }
@@ -50,6 +61,8 @@ export interface Dataplane {
   fdb: FdbSpec[];
   neigh: NeighSpec[];
   nat?: NatSpec;
+  /** Host routes of this node's routed-mode pods, from the endpoint spool (repaired, never removed). */
+  podRoutes?: PodRouteSpec[];
 }
 
 export type Transport = "vxlan" | "host-gw" | "unreachable";

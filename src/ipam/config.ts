@@ -3,6 +3,7 @@
 // config can switch between "host-local" and "trellis-ipam" by changing only `type`.
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { parseRoute, type Route } from "../cni/result.js";
+import { leaf, list, obj, rejectUnknownFields } from "../model/strict.js";
 import {
   bits, cidrContains, cidrFirst, cidrLast, formatCidr, formatIp, ipAdd, ipCompare, parseCidr,
   parseIp, parseIpWithPrefix, type Cidr, type Ip,
@@ -38,6 +39,8 @@ export interface SubnetFile {
   /** The node's name and the spool where the plugin registers endpoints for the agent. */
   node?: string;
   endpointDir?: string;
+  /** Whether the node's agent enforces network policy (TRELLIS_POLICY; absent = on when it names an endpoint spool). */
+  policy?: boolean;
 }
 
 const invalid = (field: string, value: unknown, why: string): CniError =>
@@ -66,6 +69,9 @@ export function parseSubnetFile(text: string, path: string): SubnetFile {
     } else if (key === "TRELLIS_ENDPOINT_DIR") {
       if (!value.startsWith("/")) throw invalid(`subnetFile ${path} ${key}`, value, "not an absolute path");
       out.endpointDir = value;
+    } else if (key === "TRELLIS_POLICY") {
+      if (value !== "on" && value !== "off") throw invalid(`subnetFile ${path} ${key}`, value, "must be on or off");
+      out.policy = value === "on";
     } else if (key === "TRELLIS_MTU") {
       const mtu = Number(value);
       if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`subnetFile ${path} ${key}`, value, "not an MTU");
@@ -118,11 +124,20 @@ export interface IpamInputs {
   readSubnetFile?: (path: string) => string;
 }
 
+const RANGE_FIELDS = { subnet: leaf, rangeStart: leaf, rangeEnd: leaf, gateway: leaf };
+/** Every key of the `ipam` section trellis-ipam reads: host-local's, plus subnetFile. Others are refused. */
+export const IPAM_CONFIG_SHAPE = obj({
+  type: leaf, ...RANGE_FIELDS, ranges: list(list(obj(RANGE_FIELDS))),
+  routes: list(obj({ dst: leaf, gw: leaf, mtu: leaf, advmss: leaf, priority: leaf, table: leaf, scope: leaf })),
+  dataDir: leaf, resolvConf: leaf, subnetFile: leaf,
+});
+
 export function parseIpamConfig(config: Record<string, unknown>, inputs: IpamInputs = {}): IpamConfig {
   const ipam = config.ipam;
   if (typeof ipam !== "object" || ipam === null || Array.isArray(ipam)) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid ipam config: "ipam" ${JSON.stringify(ipam)}: missing or not an object`);
   }
+  rejectUnknownFields(ipam, IPAM_CONFIG_SHAPE, (m) => new CniError(ErrorCode.InvalidNetworkConfig, `invalid ipam config: ${m}`), "ipam");
   const c = ipam as Record<string, unknown>;
   if (typeof c.type !== "string" || c.type === "") throw invalid("ipam.type", c.type, "missing or not a string");
 

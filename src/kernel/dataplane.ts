@@ -3,7 +3,7 @@
 // and `nft -f` (atomic). With -force a failing line does not stop the others; the reconciler
 // reads back again and retries whatever is still missing.
 import type { ActualDataplane, Step } from "../dataplane/diff.js";
-import { AGENT_ROUTE_PROTO, NAT_TABLE, VTEP_NAME, type FdbSpec, type NeighSpec, type RouteSpec } from "../dataplane/state.js";
+import { AGENT_ROUTE_PROTO, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type FdbSpec, type NeighSpec, type PodRouteSpec, type RouteSpec } from "../dataplane/state.js";
 import { KernelError, runAsync } from "./exec.js";
 
 export interface DataplaneKernel {
@@ -25,14 +25,29 @@ interface LinkJson {
   ifindex?: number;
 }
 
-const json = async <T>(cmd: string, args: string[]): Promise<T> => {
-  const out = (await runAsync(cmd, args)).stdout.trim();
-  return (out ? JSON.parse(out) : []) as T;
-};
+interface RouteJson {
+  dst: string;
+  gateway?: string;
+  dev: string;
+  protocol?: string;
+  flags?: string[];
+}
+
+/** `ip -j route` shows a host route's dst without its length. */
+const withLength = (dst: string): string => (dst.includes("/") ? dst : `${dst}/${dst.includes(":") ? 128 : 32}`);
 
 export class RealDataplaneKernel implements DataplaneKernel {
+  /** `netns`: read (and write) the data plane of another namespace, e.g. a lab node's, from outside. */
+  constructor(private readonly opts: { netns?: string } = {}) {}
+
+  private async json<T>(cmd: string, args: string[]): Promise<T> {
+    const out = (await runAsync(cmd, args, { netns: this.opts.netns })).stdout.trim();
+    return (out ? JSON.parse(out) : []) as T;
+  }
+
   /** Reads everything we own; the reads run concurrently (they are independent processes). */
   async read(): Promise<ActualDataplane> {
+    const json = <T>(cmd: string, args: string[]): Promise<T> => this.json<T>(cmd, args);
     const actual: ActualDataplane = { routes: [], fdb: [], neigh: [], natState: "absent" };
     const absentIsEmpty = async <T>(p: Promise<T[]>): Promise<T[]> => {
       try {
@@ -42,15 +57,16 @@ export class RealDataplaneKernel implements DataplaneKernel {
         throw e;
       }
     };
-    const [vteps, fdb, neigh, routes, nat] = await Promise.all([
-      absentIsEmpty(json<LinkJson[]>("ip", ["-d", "-j", "addr", "show", "dev", VTEP_NAME])),
+    const [links, fdb, neigh, routes, routes6, nat] = await Promise.all([
+      json<LinkJson[]>("ip", ["-d", "-j", "addr", "show"]),
       absentIsEmpty(json<Array<{ mac: string; dst?: string }>>("bridge", ["-j", "fdb", "show", "dev", VTEP_NAME])),
       absentIsEmpty(json<Array<{ dst: string; lladdr?: string; state?: string[] }>>("ip", ["-j", "-4", "neigh", "show", "dev", VTEP_NAME])),
-      json<Array<{ dst: string; gateway?: string; dev: string; flags?: string[] }>>(
-        "ip", ["-j", "-4", "route", "show", "table", "main", "proto", String(AGENT_ROUTE_PROTO)]),
+      json<RouteJson[]>("ip", ["-j", "-4", "route", "show", "table", "main"]),
+      json<RouteJson[]>("ip", ["-j", "-6", "route", "show", "table", "main", "proto", String(POD_ROUTE_PROTO)]),
       this.readNat(),
     ]);
-    const vtep = vteps[0];
+    actual.links = links.map((l) => l.ifname);
+    const vtep = links.find((l) => l.ifname === VTEP_NAME);
     if (vtep?.linkinfo?.info_kind === "vxlan") {
       const d = vtep.linkinfo.info_data ?? {};
       let dev = d.link ?? "";
@@ -66,16 +82,18 @@ export class RealDataplaneKernel implements DataplaneKernel {
       actual.neigh = neigh.filter((n) => n.lladdr && (n.state ?? []).includes("PERMANENT"))
         .map((n): NeighSpec => ({ ip: n.dst, mac: n.lladdr! }));
     }
-    actual.routes = routes.filter((r) => r.gateway).map((r): RouteSpec => ({
-      dst: r.dst.includes("/") ? r.dst : `${r.dst}/32`, via: r.gateway!, dev: r.dev, onlink: (r.flags ?? []).includes("onlink"),
+    actual.routes = routes.filter((r) => r.protocol === String(AGENT_ROUTE_PROTO) && r.gateway).map((r): RouteSpec => ({
+      dst: withLength(r.dst), via: r.gateway!, dev: r.dev, onlink: (r.flags ?? []).includes("onlink"),
     }));
+    actual.podRoutes = [...routes.filter((r) => r.protocol === String(POD_ROUTE_PROTO)), ...routes6]
+      .map((r): PodRouteSpec => ({ dst: withLength(r.dst), dev: r.dev }));
     actual.natState = nat.state;
     if (nat.podNetwork) actual.nat = { podNetwork: nat.podNetwork };
     return actual;
   }
 
   private async nameOf(index: number): Promise<string> {
-    const links = await json<LinkJson[]>("ip", ["-j", "link", "show"]);
+    const links = await this.json<LinkJson[]>("ip", ["-j", "link", "show"]);
     return links.find((l) => l.ifindex === index)?.ifname ?? "";
   }
 
@@ -83,7 +101,7 @@ export class RealDataplaneKernel implements DataplaneKernel {
   private async readNat(): Promise<{ state: ActualDataplane["natState"]; podNetwork?: string }> {
     let listing: { nftables: Array<Record<string, unknown>> };
     try {
-      listing = await json("nft", ["-j", "list", "table", "ip", NAT_TABLE]);
+      listing = await this.json("nft", ["-j", "list", "table", "ip", NAT_TABLE]);
     } catch (e) {
       if (e instanceof KernelError && /No such file|does not exist/i.test(e.stderr)) return { state: "absent" };
       throw e;
@@ -105,7 +123,7 @@ export class RealDataplaneKernel implements DataplaneKernel {
       const s = steps[i]!;
       if (s.tool === "nft") {
         try {
-          await runAsync("nft", ["-f", "-"], { input: s.script });
+          await runAsync("nft", ["-f", "-"], { input: s.script, netns: this.opts.netns });
         } catch (e) {
           errors.push((e as Error).message);
         }
@@ -116,7 +134,7 @@ export class RealDataplaneKernel implements DataplaneKernel {
       const lines: string[] = [];
       while (i < steps.length && steps[i]!.tool === s.tool) lines.push((steps[i++] as { line: string }).line);
       try {
-        await runAsync(s.tool, ["-force", "-batch", "-"], { input: lines.join("\n") + "\n" });
+        await runAsync(s.tool, ["-force", "-batch", "-"], { input: lines.join("\n") + "\n", netns: this.opts.netns });
       } catch (e) {
         errors.push(`${s.tool}: ${(e as KernelError).stderr?.trim() || (e as Error).message}`);
       }
@@ -125,7 +143,7 @@ export class RealDataplaneKernel implements DataplaneKernel {
   }
 
   async underlay(opts: { iface?: string; publicIp?: string }): Promise<{ dev: string; cidr: string; mtu: number; why: string }> {
-    const links = await json<LinkJson[]>("ip", ["-j", "addr", "show"]);
+    const links = await this.json<LinkJson[]>("ip", ["-j", "addr", "show"]);
     const v4 = (l: LinkJson) => (l.addr_info ?? []).filter((a) => a.family === "inet" && a.scope !== "host");
     if (opts.publicIp) {
       for (const l of links) {
@@ -137,7 +155,7 @@ export class RealDataplaneKernel implements DataplaneKernel {
     let dev = opts.iface;
     let why = `--iface ${opts.iface}`;
     if (!dev) {
-      const routes = await json<Array<{ dst: string; dev: string }>>("ip", ["-j", "-4", "route", "show", "default"]);
+      const routes = await this.json<Array<{ dst: string; dev: string }>>("ip", ["-j", "-4", "route", "show", "default"]);
       dev = routes[0]?.dev;
       why = `${dev} carries the default route`;
       if (!dev) {

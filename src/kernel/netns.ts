@@ -45,6 +45,10 @@ export function sysctlIn(name: string, settings: Record<string, string>): void {
   run("sysctl", args, { netns: netnsPath(name) });
 }
 
+/** Reads one /proc/sys value inside a namespace (`sysctl -n` via nsenter). */
+export function sysctlGetIn(name: string, key: string): string {
+  return run("sysctl", ["-n", key], { netns: netnsPath(name) }).stdout.trim();
+}
 
 /** Runs an executable inside a namespace with a given environment and stdin. */
 export function execIn(name: string, file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}):

@@ -6,20 +6,27 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
-  createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, processAlive, spawnDetachedIn, stopProcess, sysctlIn,
+  createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, processAlive, spawnDetachedIn, stopProcess, sysctlGetIn, sysctlIn,
 } from "../kernel/netns.js";
 import { LabRuntime } from "./runtime.js";
-import { runAsync } from "../kernel/exec.js";
+import { KernelError, runAsync } from "../kernel/exec.js";
+import { RealDataplaneKernel } from "../kernel/dataplane.js";
+import { diagnosePath, type NodeFacts, type PodFacts } from "../diagnose/path.js";
+import type { NodeRow } from "../cli/cluster.js";
+import type { Lease } from "../model/lease.js";
+import type { NetworkConfig } from "../model/network.js";
 import { evaluate, PolicyIndex } from "../policy/evaluate.js";
 import type { PolicyModel, Protocol } from "../policy/model.js";
 import type { ProbeTarget } from "./probe.js";
 import {
-  expectOutside, expectReachable, labNetnsPrefix, labObjects, nodeConflist, planLab, type LabNode, type LabOptions, type LabPlan, type LabPod,
+  LAB_NAME_RE, labNetnsPrefix, labObjects, labWarnings, nodeConflist, planLab, unreachableNodePairs, type LabNode, type LabOptions, type LabPlan, type LabPod,
 } from "./plan.js";
 
 export const LAB_ROOT = "/run/trellis/lab";
 /** Lease lifetime of lab agents: short, so that a removed node disappears within seconds. */
 export const LAB_LEASE_TTL = 10;
+/** Lab agents' periodic kernel resync (drift repair), unless `lab up --resync` says otherwise. */
+export const LAB_RESYNC_SECONDS = 5;
 
 export interface LabState {
   plan: LabPlan;
@@ -43,13 +50,32 @@ export interface LabTools {
 
 export type Progress = (line: string) => void;
 
-export const labDir = (name: string): string => path.join(LAB_ROOT, name);
+/** A lab's directory. The name is checked first: it becomes a path that `lab down` removes. */
+export function labDir(name: string): string {
+  if (!LAB_NAME_RE.test(name)) throw new Error(`invalid lab name ${JSON.stringify(name)}: use 1-12 lower-case letters and digits, starting with a letter`);
+  return path.join(LAB_ROOT, name);
+}
 const stateFile = (name: string): string => path.join(labDir(name), "state.json");
 export const nodeDir = (lab: string, node: string): string => path.join(labDir(lab), node);
 export const subnetFileOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "subnet.env");
 export const cniSocketOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "cni.sock");
 
+/** Whether anything of a lab named `name` exists: its state, its directory, or a namespace with its prefix. */
+export function labExists(name: string): boolean {
+  if (!LAB_NAME_RE.test(name)) return false;
+  return fs.existsSync(labDir(name)) || listNetns().some((n) => n.startsWith(labNetnsPrefix(name)));
+}
+
+/** The lab's state, or an error saying there is no such lab (every command on a lab starts here). */
+export function requireState(name: string): LabState {
+  labDir(name); // an invalid name is said to be one
+  const s = readState(name);
+  if (!s) throw new Error(`no lab named ${name} (see "trellis lab list")`);
+  return s;
+}
+
 export function readState(name: string): LabState | undefined {
+  if (!LAB_NAME_RE.test(name)) return undefined;
   try {
     const s = JSON.parse(fs.readFileSync(stateFile(name), "utf8")) as LabState;
     s.pids ??= [];
@@ -85,7 +111,8 @@ const podArgs = (p: LabPod): Record<string, string> => ({
 /** Runs the trellis CLI inside a lab namespace (the datastore may only be reachable there). */
 function trellisIn(netns: string, bin: string, args: string[], input?: string): { ok: boolean; out: string } {
   const r = execIn(netns, bin, args, { input });
-  return { ok: r.code === 0, out: r.code === 0 ? r.stdout : (r.stderr || r.stdout).trim() };
+  // The child's own "trellis: " prefix goes: the message is ours to wrap, and main adds one prefix.
+  return { ok: r.code === 0, out: r.code === 0 ? r.stdout : (r.stderr || r.stdout).trim().replace(/^trellis: /gm, "") };
 }
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
@@ -101,7 +128,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => T | unde
 export async function labUp(opts: LabOptions, tools: LabTools, progress: Progress): Promise<LabState> {
   const plan = planLab(opts);
   if (readState(plan.name) || listNetns().some((n) => n.startsWith(labNetnsPrefix(plan.name)))) {
-    throw new Error(`lab ${plan.name} already exists: run "trellis lab down --name ${plan.name}" first`);
+    throw new Error(`lab ${plan.name} already exists (see "trellis lab status --name ${plan.name}"): choose another --name`);
   }
   for (const bin of ["trellis", "trellis-ipam"]) {
     if (!fs.existsSync(path.join(tools.cniBinDir, bin))) throw new Error(`${bin} not found in ${tools.cniBinDir}: run "npm run build"`);
@@ -189,7 +216,10 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
   }
   if (agents) {
     await waitFor("every agent to see every other node", 30_000, () => (converged(state, tools.trellisBin) ? true : undefined));
-    progress("all agents see all nodes");
+    // The first view of the datastore, kept so that `lab check` works during a later outage.
+    readClusterView(state, tools.trellisBin);
+    const pairs = unreachableNodePairs(plan).length;
+    progress(`all agents see all nodes and have programmed their routes${pairs ? `; ${pairs} node pair(s) have no path by configuration (see the warning)` : ""}`);
   }
   return state;
 }
@@ -216,8 +246,7 @@ function attachPod(state: LabState, pod: LabPod, tools: LabTools): string[] {
  */
 export function labPodAdd(name: string, pod: { namespace: string; name: string; node: string; labels?: Record<string, string>; ports?: LabPod["ports"] },
   tools: LabTools): { pod: LabPod; ips: string[] } {
-  const state = readState(name);
-  if (!state) throw new Error(`no lab named ${name}`);
+  const state = requireState(name);
   const plan = state.plan;
   if (!plan.nodes.some((n) => n.name === pod.node)) throw new Error(`lab ${name} has no node ${pod.node}`);
   if (plan.pods.some((p) => p.namespace === pod.namespace && p.name === pod.name)) throw new Error(`pod ${pod.namespace}/${pod.name} already exists`);
@@ -243,8 +272,7 @@ export function labPodAdd(name: string, pod: { namespace: string; name: string; 
 
 /** CNI DEL of a lab pod, then its namespace and probe server go. */
 export async function labPodDelete(name: string, ref: { namespace: string; name: string }, tools: Pick<LabTools, "cniBinDir">): Promise<void> {
-  const state = readState(name);
-  if (!state) throw new Error(`no lab named ${name}`);
+  const state = requireState(name);
   const pod = state.plan.pods.find((p) => p.namespace === ref.namespace && p.name === ref.name);
   if (!pod) throw new Error(`lab ${name} has no pod ${ref.namespace}/${ref.name}`);
   const probe = state.pids.find((x) => x.what === `probe ${podKey(pod)}`);
@@ -289,7 +317,7 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   delete env.NODE_EXTRA_CA_CERTS;
   const pid = spawnDetachedIn(node.netns, trellisBin, [
     "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
-    "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", "5",
+    "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
     "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
     ...(plan.mode === "bridge" ? ["--no-policy"] : []),
@@ -328,12 +356,13 @@ export function saveState(s: LabState): void {
   writeState(s);
 }
 
-/** Whether every running node reports every other node as a peer. */
+/** Whether every node reports every other node as a peer, programmed in its kernel (or unreachable by configuration). */
 function converged(state: LabState, trellisBin: string): boolean {
   const r = trellisIn(state.plan.controlNetns, trellisBin, ["--datastore", state.datastoreUrl!, "nodes", "-o", "json"]);
   if (!r.ok) return false;
-  const nodes = (JSON.parse(r.out) as { nodes: Array<{ name: string; peers: unknown[] }> }).nodes;
-  return nodes.length === state.plan.nodes.length && nodes.every((n) => n.peers.length === nodes.length - 1);
+  const nodes = (JSON.parse(r.out) as { nodes: NodeRow[] }).nodes;
+  return nodes.length === state.plan.nodes.length &&
+    nodes.every((n) => n.peers.length === nodes.length - 1 && n.peers.every((p) => p.kernel !== "pending"));
 }
 
 export interface LabDownReport {
@@ -343,6 +372,9 @@ export interface LabDownReport {
 
 /** Removes everything the lab made: processes (by pid), pods (CNI DEL first), namespaces, files. */
 export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, progress: Progress): Promise<LabDownReport> {
+  // Nothing of that name at all is an error: a typo must not read as "it is down".
+  labDir(name); // refuses a name that is not a lab name before anything else
+  if (!labExists(name)) throw new Error(`no lab named ${name} (see "trellis lab list")`);
   const state = readState(name);
   const errors: string[] = [];
   if (state) {
@@ -381,6 +413,8 @@ export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, 
 export interface LabStatus {
   backend: string;
   datastore?: string;
+  /** What this lab will not do (bridge mode: no policy; node pairs without a path). */
+  warnings: string[];
   nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number }>;
   pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
 }
@@ -395,11 +429,11 @@ function nodeSubnet(lab: string, n: LabNode): string {
 }
 
 export function labStatus(name: string): LabStatus {
-  const state = readState(name);
-  if (!state) throw new Error(`no lab named ${name} (see "trellis lab list")`);
+  const state = requireState(name);
   return {
     backend: state.plan.backend,
     ...(state.datastoreUrl ? { datastore: state.datastoreUrl } : {}),
+    warnings: labWarnings(state.plan),
     nodes: state.plan.nodes.map((n) => {
       const pid = state.pids.find((p) => p.what === `agent ${n.name}`)?.pid;
       return {
@@ -421,7 +455,7 @@ export function listLabs(): string[] {
   }
 }
 
-export type Verdict = "ok" | "FAIL" | "blocked" | "UNEXPECTED";
+export type Verdict = "ok" | "FAIL" | "blocked" | "UNEXPECTED" | "unreachable";
 
 export interface CheckCell {
   from: string;
@@ -432,6 +466,12 @@ export interface CheckCell {
   reached: boolean;
   /** Why it is expected or not (topology, or the policy verdict from explain). */
   why: string;
+  /** Set when the configuration leaves this pair without a path: why (host-gw across segments, no agents, no NAT). */
+  unreachableByConfig?: string;
+  /** Whether the lab was made to be so (--backend none, --allow-unreachable, no NAT for the outside); else the check fails. */
+  accepted?: boolean;
+  /** For a path that should connect and does not: the first broken hop found (src/diagnose). */
+  cause?: string;
 }
 
 export interface CheckReport {
@@ -439,48 +479,112 @@ export interface CheckReport {
   /** Destinations: the pods, then "outside" when the lab has one. */
   targets: string[];
   cells: CheckCell[];
+  /** Cells whose pair the configuration leaves without a path, and whether the lab was made to be so (all of them). */
+  unreachable: { cells: number; accepted: boolean; reasons: string[] };
+  /** Things the check saw that do not fail it but must be said (a stopped agent, a stale policy model). */
+  warnings: string[];
   passed: boolean;
 }
 
 export const OUTSIDE = "outside";
 
-/** The policy model as `policy explain` sees it (read inside the lab, where its datastore is). */
-function labPolicyModel(state: LabState, trellisBin: string): PolicyModel | undefined {
-  if (!state.datastoreUrl) return undefined;
-  const r = trellisIn(state.plan.controlNetns, trellisBin, ["--datastore", state.datastoreUrl, "policy", "model"]);
-  if (!r.ok) throw new Error(`cannot read the lab's policy model: ${r.out}`);
-  return JSON.parse(r.out) as PolicyModel;
+/** What the lab's datastore says: the policy model (as explain sees it), the nodes, the network config. */
+interface ClusterView {
+  at: string;
+  model: PolicyModel;
+  nodes: NodeRow[];
+  config?: NetworkConfig;
+}
+
+const viewCacheFile = (lab: string): string => path.join(labDir(lab), "cluster-view.json");
+
+/**
+ * The cluster as the lab's datastore describes it, read inside the lab (where its datastore is).
+ * The last good view is kept, so that during a datastore outage the check still runs — against
+ * that view, and saying so.
+ */
+function readClusterView(state: LabState, trellisBin: string): { view?: ClusterView; stale?: string } {
+  if (!state.datastoreUrl) return {};
+  const ds = ["--datastore", state.datastoreUrl];
+  const model = trellisIn(state.plan.controlNetns, trellisBin, [...ds, "policy", "model"]);
+  const nodes = model.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "nodes", "-o", "json"]) : model;
+  const config = nodes.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "network", "show", "-o", "json"]) : nodes;
+  if (model.ok && nodes.ok && config.ok) {
+    const view: ClusterView = {
+      at: new Date().toISOString(), model: JSON.parse(model.out) as PolicyModel,
+      nodes: (JSON.parse(nodes.out) as { nodes: NodeRow[] }).nodes, config: JSON.parse(config.out) as NetworkConfig,
+    };
+    try {
+      fs.writeFileSync(viewCacheFile(state.plan.name), JSON.stringify(view));
+    } catch {
+      // a cache only
+    }
+    return { view };
+  }
+  const why = firstLine([model, nodes, config].find((r) => !r.ok)!.out);
+  try {
+    const view = JSON.parse(fs.readFileSync(viewCacheFile(state.plan.name), "utf8")) as ClusterView;
+    return { view, stale: `the datastore cannot be read (${why}): expectations come from the policy model as of ${view.at} and may be stale; the data plane is probed as it is` };
+  } catch {
+    throw new Error(`cannot read the lab's datastore, and no earlier view of it is kept: ${why}`);
+  }
+}
+
+const firstLine = (text: string): string => text.split("\n").find((l) => l.trim() !== "")?.trim() ?? text;
+
+/**
+ * Why the configuration gives pods on `a` no path to pods on `b`, or undefined. Each agent's
+ * own report of its peers decides (it sees the live config); the plan is the fallback.
+ */
+function configReason(plan: LabPlan, view: ClusterView | undefined, a: string, b: string): string | undefined {
+  if (a === b) return undefined;
+  if (plan.backend === "none") return "no agents (--backend none): pods reach only their own node";
+  const reported = view?.nodes.find((n) => n.name === a)?.peers.find((p) => p.node === b);
+  if (reported) return reported.transport === "unreachable" ? reported.reason ?? "reported unreachable by its agent" : undefined;
+  return unreachableNodePairs(plan).find((u) => (u.a === a && u.b === b) || (u.a === b && u.b === a))?.why;
 }
 
 /**
  * Probes every ordered pod pair on every port the destination declares (ICMP when it declares
- * none) and each pod -> outside, and compares with what should happen: the topology (host-gw
- * across segments, NAT) and the policy verdict computed by the same evaluator as `explain`.
+ * none) and each pod -> outside, and compares with what should happen: the configuration (a pair
+ * it leaves without a path is counted and named, and fails the check unless the lab was made
+ * that way on purpose) and the policy verdict computed by the same evaluator as `explain`. Each
+ * path that should connect and does not is walked hop by hop to name its first broken hop.
  */
-export async function labCheck(name: string, trellisBin: string, parallel = 8): Promise<CheckReport> {
-  const state = readState(name);
-  if (!state) throw new Error(`no lab named ${name}`);
+export async function labCheck(name: string, tools: LabTools, parallel = 8): Promise<CheckReport> {
+  const trellisBin = tools.trellisBin;
+  const state = requireState(name);
   const plan = state.plan;
   const pods = plan.pods.filter((p) => state.podIps[podKey(p)]?.length);
-  const model = labPolicyModel(state, trellisBin);
-  const idx = model ? new PolicyIndex(model) : undefined;
-  type Job = { from: LabPod; to: string; target: ProbeTarget; topo: boolean; topoWhy: string };
+  const { view, stale } = readClusterView(state, trellisBin);
+  const idx = view ? new PolicyIndex(view.model) : undefined;
+  const natOutgoing = view?.config?.natOutgoing ?? plan.natOutgoing;
+  // A pair the configuration leaves without a path fails the check unless it was asked for:
+  // --backend none (no agents) and --allow-unreachable for pod pairs, NAT off for the outside.
+  const pairsAccepted = plan.backend === "none" || !!plan.allowUnreachable;
+  type Job = { from: LabPod; to?: LabPod; target: ProbeTarget; unreachable?: string; accepted?: boolean; topoWhy: string };
   const perSource = new Map<LabPod, Job[]>();
   for (const from of pods) {
     const jobs: Job[] = [];
     for (const to of pods) {
       if (to === from) continue;
       const ip = state.podIps[podKey(to)]![0]!;
-      const topo = expectReachable(plan, from, to);
-      const topoWhy = topo ? "" : plan.backend === "none" ? "no agents: pods reach only their own node" : "host-gw cannot cross segments";
+      const unreachable = configReason(plan, view, from.node, to.node);
+      const base = { from, to, ...(unreachable ? { unreachable, accepted: pairsAccepted } : {}), topoWhy: unreachable ? `unreachable by configuration: ${unreachable}` : "" };
       const declared = to.ports ?? [];
-      if (declared.length === 0) jobs.push({ from, to: podKey(to), target: { ip, protocol: "ICMP" }, topo, topoWhy });
-      for (const port of declared) jobs.push({ from, to: podKey(to), target: { ip, port: port.port, protocol: port.protocol }, topo, topoWhy });
+      if (declared.length === 0) jobs.push({ ...base, target: { ip, protocol: "ICMP" } });
+      for (const port of declared) jobs.push({ ...base, target: { ip, port: port.port, protocol: port.protocol } });
     }
-    jobs.push({ from, to: OUTSIDE, target: { ip: plan.outsideIp, protocol: "ICMP" }, topo: expectOutside(plan), topoWhy: "outside is reachable only through NAT" });
+    const outside = plan.backend === "none" ? "no agents (--backend none): no NAT" : !natOutgoing ? "NAT outgoing is off: the outside has no route to pods" : undefined;
+    jobs.push({ from, target: { ip: plan.outsideIp, protocol: "ICMP" }, ...(outside ? { unreachable: outside, accepted: true } : {}), topoWhy: outside ? `unreachable by configuration: ${outside}` : "" });
     perSource.set(from, jobs);
   }
-  const cells: CheckCell[] = [];
+  const verdictOf = (j: Job): { allowed: boolean; why: string } => {
+    if (!idx) return { allowed: true, why: "no policy model (no agents)" };
+    const v = evaluate(idx, { src: state.podIps[podKey(j.from)]![0]!, dst: j.target.ip, protocol: j.target.protocol as Protocol, port: j.target.port ?? 0 });
+    return { allowed: v.allowed, why: [v.egress && `egress: ${v.egress.reason}`, v.ingress && `ingress: ${v.ingress.reason}`].filter(Boolean).join("; ") || "no policy applies" };
+  };
+  const cells: Array<CheckCell & { job: Job }> = [];
   const sources = [...perSource.keys()];
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -489,30 +593,121 @@ export async function labCheck(name: string, trellisBin: string, parallel = 8): 
       const jobs = perSource.get(from)!;
       const results = await probeFrom(from.netns, trellisBin, jobs.map((j) => j.target));
       jobs.forEach((j, i) => {
-        let expected = j.topo;
-        let why = j.topoWhy;
-        if (expected && idx) {
-          const v = evaluate(idx, { src: state.podIps[podKey(from)]![0]!, dst: j.target.ip, protocol: j.target.protocol as Protocol, port: j.target.port ?? 0 });
-          expected = v.allowed;
-          why = [v.egress && `egress: ${v.egress.reason}`, v.ingress && `ingress: ${v.ingress.reason}`].filter(Boolean).join("; ");
-        }
+        const policy = verdictOf(j);
+        const expected = !j.unreachable && policy.allowed;
         const err = results[i]?.error;
+        const why = j.unreachable ? j.topoWhy : policy.why;
         cells.push({
-          from: podKey(from), to: j.to, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
+          job: j, from: podKey(from), to: j.to ? podKey(j.to) : OUTSIDE, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
           expected, reached: results[i]?.reached ?? false, why: err ? `${err}; ${why}` : why,
+          ...(j.unreachable ? { unreachableByConfig: j.unreachable, accepted: !!j.accepted } : {}),
         });
       });
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, sources.length) }, worker));
+
+  // Every path that should connect and does not: its first broken hop, from the kernel's state.
+  const failed = cells.filter((c) => c.expected && !c.reached && !c.why.startsWith("prober failed"));
+  if (failed.length > 0) {
+    const gather = new FactGatherer(state, view, tools.cniBinDir);
+    for (const c of failed) {
+      const j = c.job;
+      const d = diagnosePath({
+        from: gather.pod(j.from), to: j.to ? gather.pod(j.to) : { outside: plan.outsideIp },
+        nodes: await gather.nodes([j.from.node, ...(j.to ? [j.to.node] : [])]), leasesKnown: !!view && !stale,
+        ...(view?.config ? { config: view.config } : {}), policy: { allowed: verdictOf(j).allowed, detail: verdictOf(j).why }, now: Date.now(),
+      });
+      c.cause = d.cause;
+    }
+  }
+
   const order = new Map(pods.map((p, i) => [podKey(p), i]));
-  cells.sort((a, b) => (order.get(a.from)! - order.get(b.from)!) || ((order.get(a.to) ?? 1e9) - (order.get(b.to) ?? 1e9)) || a.probe.localeCompare(b.probe));
+  const out: CheckCell[] = cells.map(({ job: _job, ...c }) => c);
+  out.sort((a, b) => (order.get(a.from)! - order.get(b.from)!) || ((order.get(a.to) ?? 1e9) - (order.get(b.to) ?? 1e9)) || a.probe.localeCompare(b.probe));
+  const unreachableCells = out.filter((c) => c.unreachableByConfig);
+  const accepted = unreachableCells.every((c) => c.accepted);
+  const warnings = [...labWarnings(plan)];
+  if (stale) warnings.push(stale);
+  for (const n of plan.nodes) {
+    const p = state.pids.find((x) => x.what === `agent ${n.name}`);
+    if (p && !processAlive(p.pid)) warnings.push(`the agent of ${n.name} is not running (pid ${p.pid}): its data plane stays as it was, but nothing repairs it or follows changes`);
+  }
   return {
     pods: pods.map(podKey),
     targets: [...pods.map(podKey), OUTSIDE],
-    cells,
-    passed: cells.every((c) => c.expected === c.reached),
+    cells: out,
+    unreachable: { cells: unreachableCells.length, accepted, reasons: [...new Set(unreachableCells.map((c) => c.unreachableByConfig!))] },
+    warnings,
+    passed: out.every((c) => c.expected === c.reached) && accepted,
   };
+}
+
+/** Reads the facts a path diagnosis needs from the lab's kernels, each node and pod at most once. */
+class FactGatherer {
+  private readonly nodeFacts = new Map<string, NodeFacts>();
+  private readonly podFacts = new Map<string, PodFacts>();
+
+  constructor(private readonly state: LabState, private readonly view: ClusterView | undefined, private readonly cniBinDir: string) {}
+
+  pod(p: LabPod): PodFacts {
+    const key = podKey(p);
+    let f = this.podFacts.get(key);
+    if (!f) {
+      let cniCheck: PodFacts["cniCheck"];
+      try {
+        runtimeFor(this.state.plan, p.node, this.cniBinDir).check({ containerId: p.containerId, netns: p.netns, ifname: p.ifname, args: podArgs(p) });
+        cniCheck = { ok: true };
+      } catch (e) {
+        cniCheck = { ok: false, error: (e as Error).message };
+      }
+      f = { name: key, ip: this.state.podIps[key]![0]!, node: p.node, cniCheck };
+      this.podFacts.set(key, f);
+    }
+    return f;
+  }
+
+  async nodes(names: string[]): Promise<Map<string, NodeFacts>> {
+    const out = new Map<string, NodeFacts>();
+    for (const name of names) {
+      let f = this.nodeFacts.get(name);
+      if (!f) {
+        f = await this.readNode(name);
+        this.nodeFacts.set(name, f);
+      }
+      out.set(name, f);
+    }
+    return out;
+  }
+
+  private async readNode(name: string): Promise<NodeFacts> {
+    const n = this.state.plan.nodes.find((x) => x.name === name)!;
+    const f: NodeFacts = { name, underlay: { dev: "eth0", cidr: n.ip, mtu: 1500 } };
+    const pid = this.state.pids.find((x) => x.what === `agent ${name}`);
+    const row = this.view?.nodes.find((x) => x.name === name);
+    if (this.state.plan.backend !== "none") {
+      f.agent = pid && processAlive(pid.pid)
+        ? { running: true, detail: row?.agentDetail ?? "running" }
+        : { running: false, detail: pid ? `pid ${pid.pid} has ended${row ? `; datastore: ${row.agentDetail}` : ""}` : "never started" };
+    }
+    if (row) {
+      f.lease = {
+        subnet: row.subnet, node: row.name, publicIp: row.publicIp, backend: row.backend as Lease["backend"],
+        ...(row.vtepMac ? { vtepMac: row.vtepMac } : {}), renewedAt: Date.parse(row.lastRenewal), expiresAt: Date.parse(row.leaseExpiresAt),
+      };
+    }
+    try {
+      f.forwarding = sysctlGetIn(n.netns, "net.ipv4.ip_forward") === "1";
+    } catch {
+      // not read: the diagnosis says so
+    }
+    try {
+      f.dataplane = await new RealDataplaneKernel({ netns: netnsPath(n.netns) }).read();
+    } catch {
+      // not read
+    }
+    return f;
+  }
 }
 
 /** One prober process inside the source pod probes all its targets concurrently. */
@@ -522,11 +717,19 @@ async function probeFrom(netns: string, trellisBin: string, targets: ProbeTarget
     return JSON.parse(r.stdout) as Array<{ reached: boolean }>;
   } catch (e) {
     // A prober that failed proves nothing about the paths: say so in every cell it owned.
-    return targets.map(() => ({ reached: false, error: `prober failed: ${(e as Error).message.slice(0, 200)}` }));
+    return targets.map(() => ({ reached: false, error: `prober failed: ${proberError(e)}` }));
   }
 }
 
+/** A failed prober's error as whole lines (its stderr's last non-empty line says why), never cut mid-line. */
+function proberError(e: unknown): string {
+  const stderr = e instanceof KernelError ? e.stderr : "";
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+  return lines.length > 0 ? lines[lines.length - 1]! : firstLine((e as Error).message);
+}
+
 export function verdict(c: CheckCell): Verdict {
+  if (c.unreachableByConfig && !c.reached) return "unreachable";
   if (c.expected) return c.reached ? "ok" : "FAIL";
   return c.reached ? "UNEXPECTED" : "blocked";
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { CniError } from "../cni/errors.js";
-import { expectOutside, expectReachable, labNetnsPrefix, nodeConflist, planLab } from "./plan.js";
+import { labNetnsPrefix, labWarnings, nodeConflist, planLab, unreachableNodePairs } from "./plan.js";
 import { printTable } from "../cli/table.js";
 
 describe("lab plan", () => {
@@ -56,21 +56,25 @@ describe("lab plan", () => {
     assert.equal(c2.plugins[0]!.agentSocket, "/run/x/node2/cni.sock", "with agents the plugin forwards calls to its node's agent");
   });
 
-  test("without agents only pods on the same node are expected to connect", () => {
-    const [a, b] = plan.pods;
-    const c = plan.pods.find((p) => p.node === "node2")!;
-    assert.equal(expectReachable(plan, a!, b!), true);
-    assert.equal(expectReachable(plan, a!, c), false);
-    assert.equal(expectOutside(plan), false);
+  test("host-gw across segments is refused unless asked for with allowUnreachable, naming the pairs", () => {
+    assert.throws(() => planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend: "host-gw", segments: 2 }),
+      /--backend "host-gw": leaves 2 node pair\(s\) without a path \(host-gw cannot cross segments.*node1 <-> node2, node2 <-> node3\).*--allow-unreachable/);
+    const p = planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend: "host-gw", segments: 2, allowUnreachable: true });
+    assert.deepEqual(unreachableNodePairs(p).map((u) => `${u.a}-${u.b}`), ["node1-node2", "node2-node3"]);
+    assert.match(labWarnings(p).join("\n"), /2 node pair\(s\) have no path, as asked with --allow-unreachable: host-gw cannot cross segments \(node1 <-> node2, node2 <-> node3\)/);
+    assert.deepEqual(unreachableNodePairs(planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend: "host-gw", segments: 1 })), []);
   });
 
-  test("with agents every pair connects, except host-gw across segments", () => {
+  test("what a lab will not do is said: bridge mode enforces no policy, --backend none connects no nodes", () => {
+    assert.match(labWarnings(planLab({ name: "z", nodes: 2, podsPerNode: 1, mode: "bridge", backend: "vxlan" })).join(), /bridge mode: network policy is NOT enforced/);
+    assert.match(labWarnings(planLab({ name: "z", nodes: 2, podsPerNode: 1, mode: "routed", backend: "none" })).join(), /pods reach only pods of their own node/);
+    assert.deepEqual(labWarnings(planLab({ name: "z", nodes: 2, podsPerNode: 1, mode: "routed", backend: "vxlan" })), []);
+  });
+
+  test("with agents every node pair has a path, except host-gw across segments", () => {
     for (const backend of ["vxlan", "cross-subnet", "host-gw"] as const) {
-      const p = planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend, segments: 2 });
-      const [p1, p2, p3] = p.pods;
-      assert.equal(expectReachable(p, p1!, p3!), true, `${backend}: same segment`);
-      assert.equal(expectReachable(p, p1!, p2!), backend !== "host-gw", `${backend}: across segments`);
-      assert.equal(expectOutside(p), true);
+      const p = planLab({ name: "z", nodes: 3, podsPerNode: 1, mode: "routed", backend, segments: 2, allowUnreachable: true });
+      assert.deepEqual(unreachableNodePairs(p).map((u) => `${u.a}-${u.b}`), backend === "host-gw" ? ["node1-node2", "node2-node3"] : [], backend);
     }
   });
 

@@ -28,6 +28,10 @@ export interface LabSpec {
   backend?: LabBackend;
   mode?: Mode;
   datastore?: LabDatastore;
+  natOutgoing?: boolean;
+  podCidr?: string;
+  subnetLen?: number;
+  allowUnreachable?: boolean;
   namespaces?: Array<{ name: string; labels?: Record<string, string> }>;
   pods: Array<{ name: string; namespace?: string; node: string; labels?: Record<string, string>; ports?: LabPort[] }>;
 }
@@ -53,6 +57,10 @@ export interface LabOptions {
   subnetLen?: number;
   /** Pods (with namespaces, labels, ports) instead of podsPerNode anonymous pods. */
   spec?: LabSpec;
+  /** Build a topology that leaves node pairs without a path (host-gw across segments) all the same. */
+  allowUnreachable?: boolean;
+  /** Agents' periodic kernel resync, seconds (default 5). Long values keep injected faults for tests. */
+  resyncSeconds?: number;
 }
 
 export interface LabNode {
@@ -103,6 +111,10 @@ export interface LabPlan {
   nodes: LabNode[];
   pods: LabPod[];
   namespaces: Array<{ name: string; labels: Record<string, string> }>;
+  /** The user asked for this topology although it leaves node pairs without a path. */
+  allowUnreachable?: boolean;
+  /** Agents' periodic kernel resync, seconds (absent: 5). */
+  resyncSeconds?: number;
 }
 
 export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
@@ -128,6 +140,9 @@ export function validateLabOptions(o: LabOptions): void {
   if (!Number.isInteger(segs) || segs < 1 || segs > MAX_SEGMENTS) throw invalid("--segments", segs, `must be 1..${MAX_SEGMENTS}`);
   if (o.datastore !== undefined && !(LAB_DATASTORES as readonly string[]).includes(o.datastore)) {
     throw invalid("--datastore", o.datastore, `must be one of ${LAB_DATASTORES.join(", ")}`);
+  }
+  if (o.resyncSeconds !== undefined && (!Number.isInteger(o.resyncSeconds) || o.resyncSeconds < 1 || o.resyncSeconds > 86400)) {
+    throw invalid("--resync", o.resyncSeconds, "must be 1..86400 seconds");
   }
   if (o.backend === "none" && o.datastore === "etcd") throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
   if (o.backend === "none" && (o.podNetwork !== undefined || o.subnetLen !== undefined)) {
@@ -188,7 +203,7 @@ export function planLab(o: LabOptions): LabPlan {
   }
   const namespaces = (o.spec?.namespaces ?? []).map((n) => ({ name: n.name, labels: n.labels ?? {} }));
   for (const p of pods) if (!namespaces.some((n) => n.name === p.namespace)) namespaces.push({ name: p.namespace, labels: {} });
-  return {
+  const plan: LabPlan = {
     namespaces,
     name: o.name,
     mode: o.mode,
@@ -206,7 +221,44 @@ export function planLab(o: LabOptions): LabPlan {
     subnetLen: o.subnetLen ?? 24,
     nodes,
     pods,
+    ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
+    ...(o.resyncSeconds !== undefined ? { resyncSeconds: o.resyncSeconds } : {}),
   };
+  const unreachable = unreachableNodePairs(plan);
+  if (unreachable.length > 0 && !plan.allowUnreachable) {
+    throw invalid("--backend", backend, `leaves ${unreachable.length} node pair(s) without a path (${unreachable[0]!.why}: ` +
+      `${unreachable.slice(0, 4).map((u) => `${u.a} <-> ${u.b}`).join(", ")}${unreachable.length > 4 ? ", ..." : ""}); ` +
+      "use --backend cross-subnet or vxlan, or --allow-unreachable to build it anyway");
+  }
+  return plan;
+}
+
+/**
+ * Node pairs whose pods this configuration cannot connect, and why: host-gw across segments (the
+ * router between segments knows nothing of pod blocks). `--backend none` is not listed: with no
+ * agents, pods reaching only their own node is what was asked for.
+ */
+export function unreachableNodePairs(plan: Pick<LabPlan, "backend" | "nodes">): Array<{ a: string; b: string; why: string }> {
+  if (plan.backend !== "host-gw") return [];
+  const out: Array<{ a: string; b: string; why: string }> = [];
+  for (const [i, a] of plan.nodes.entries()) {
+    for (const b of plan.nodes.slice(i + 1)) {
+      if (a.segment !== b.segment) out.push({ a: a.name, b: b.name, why: `host-gw cannot cross segments (${a.name} on segment ${a.segment}, ${b.name} on ${b.segment})` });
+    }
+  }
+  return out;
+}
+
+/** What this lab will not do, said at `lab up` and shown by `lab status`. */
+export function labWarnings(plan: LabPlan): string[] {
+  const out: string[] = [];
+  if (plan.backend === "none") out.push("no agents (--backend none): pods reach only pods of their own node, and no network policy is enforced");
+  else if (plan.mode === "bridge") out.push("bridge mode: network policy is NOT enforced (agents run with --no-policy: bridged traffic bypasses the nftables forward hook)");
+  const pairs = unreachableNodePairs(plan);
+  if (pairs.length > 0) {
+    out.push(`${pairs.length} node pair(s) have no path, as asked with --allow-unreachable: ${pairs[0]!.why.replace(/ \(.*/, "")} (${pairs.map((p) => `${p.a} <-> ${p.b}`).join(", ")})`);
+  }
+  return out;
 }
 
 /** The network configuration list each lab node's runtime reads (one plugin: trellis). */
@@ -225,22 +277,6 @@ export function nodeConflist(
     name: "trellis",
     plugins: [{ type: "trellis", mode: plan.mode, logFile: dir.logFile, agentSocket, ipam }],
   };
-}
-
-/** Which pod pairs must reach each other. */
-export function expectReachable(plan: LabPlan, from: LabPod, to: LabPod): boolean {
-  if (from.node === to.node) return true;
-  if (plan.backend === "none") return false;
-  if (plan.backend === "host-gw") {
-    const seg = (n: string): number => plan.nodes.find((x) => x.name === n)!.segment;
-    return seg(from.node) === seg(to.node);
-  }
-  return true;
-}
-
-/** Whether a pod must reach the outside namespace (only through NAT: outside has no pod routes). */
-export function expectOutside(plan: LabPlan): boolean {
-  return plan.backend !== "none" && plan.natOutgoing;
 }
 
 export type { BackendType };

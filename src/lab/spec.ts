@@ -1,39 +1,60 @@
-// Reading a lab spec (YAML): nodes, namespaces with labels, pods with namespace, labels, node and
-// declared ports. Validation errors name the field and value; the plan re-checks references.
-import { parse } from "yaml";
+// Reading a lab spec (YAML): cluster settings, namespaces with labels, pods with namespace,
+// labels, node and declared ports. Strict like every input (model/strict.ts): an unknown key is
+// refused with its path and a suggestion, so `bakend: host-gw` can never quietly become vxlan.
+// Validation errors name the file, field and value; the plan re-checks references.
 import { CniError, ErrorCode } from "../cni/errors.js";
-import type { LabPort, LabSpec } from "./plan.js";
+import { MODES } from "../cni/config.js";
+import { parseYamlDocuments } from "../model/input.js";
+import { leaf, list, map, obj, rejectUnknownFields } from "../model/strict.js";
+import { LAB_BACKENDS, LAB_DATASTORES, type LabPort, type LabSpec } from "./plan.js";
 
-const bad = (field: string, value: unknown, why: string): CniError =>
-  new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec: ${field} ${JSON.stringify(value)}: ${why}`);
+/** Every key a lab spec may have; README "Lab spec" documents each. */
+export const LAB_SPEC_SHAPE = obj({
+  nodes: leaf, segments: leaf, backend: leaf, mode: leaf, datastore: leaf, natOutgoing: leaf, podCidr: leaf, subnetLen: leaf,
+  allowUnreachable: leaf,
+  namespaces: list(obj({ name: leaf, labels: map() })),
+  pods: list(obj({ name: leaf, namespace: leaf, node: leaf, labels: map(), ports: list(obj({ name: leaf, port: leaf, protocol: leaf })) })),
+});
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
-function labels(v: unknown, field: string): Record<string, string> {
-  if (v === undefined) return {};
-  if (!isObj(v)) throw bad(field, v, "must be a map of label: value");
-  for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw bad(`${field}.${k}`, x, "label values are strings");
-  return v as Record<string, string>;
-}
+export function parseLabSpec(text: string, source = "lab spec"): LabSpec {
+  const bad = (field: string, value: unknown, why: string): CniError =>
+    new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: ${field} ${JSON.stringify(value)}: ${why}`);
+  const labels = (v: unknown, field: string): Record<string, string> => {
+    if (v === undefined) return {};
+    if (!isObj(v)) throw bad(field, v, "must be a map of label: value");
+    for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw bad(`${field}.${k}`, x, "label values are strings");
+    return v as Record<string, string>;
+  };
+  const oneOf = <T extends string>(k: string, v: unknown, choices: readonly T[]): T => {
+    if (typeof v !== "string" || !(choices as readonly string[]).includes(v)) throw bad(k, v, `must be one of ${choices.join(", ")}`);
+    return v as T;
+  };
 
-export function parseLabSpec(text: string): LabSpec {
-  let raw: unknown;
-  try {
-    raw = parse(text);
-  } catch (e) {
-    throw bad("file", (e as Error).message.split("\n")[0], "is not YAML");
-  }
+  const docs = parseYamlDocuments(text, source);
+  if (docs.length !== 1) throw bad("file", `${docs.length} documents`, "must hold exactly one YAML document");
+  const raw = docs[0];
   if (!isObj(raw)) throw bad("file", raw, "must be a map");
+  rejectUnknownFields(raw, LAB_SPEC_SHAPE, (m) => new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: ${m}`));
+
   const spec: LabSpec = { pods: [] };
-  for (const k of ["nodes", "segments"] as const) {
+  for (const k of ["nodes", "segments", "subnetLen"] as const) {
     if (raw[k] === undefined) continue;
     if (typeof raw[k] !== "number" || !Number.isInteger(raw[k])) throw bad(k, raw[k], "must be a whole number");
     spec[k] = raw[k] as number;
   }
-  for (const k of ["backend", "mode", "datastore"] as const) {
+  for (const k of ["natOutgoing", "allowUnreachable"] as const) {
     if (raw[k] === undefined) continue;
-    if (typeof raw[k] !== "string") throw bad(k, raw[k], "must be a string");
-    (spec as unknown as Record<string, unknown>)[k] = raw[k];
+    if (typeof raw[k] !== "boolean") throw bad(k, raw[k], "must be true or false");
+    spec[k] = raw[k] as boolean;
+  }
+  if (raw.backend !== undefined) spec.backend = oneOf("backend", raw.backend, LAB_BACKENDS);
+  if (raw.mode !== undefined) spec.mode = oneOf("mode", raw.mode, MODES);
+  if (raw.datastore !== undefined) spec.datastore = oneOf("datastore", raw.datastore, LAB_DATASTORES);
+  if (raw.podCidr !== undefined) {
+    if (typeof raw.podCidr !== "string") throw bad("podCidr", raw.podCidr, "must be a CIDR such as 10.244.0.0/16");
+    spec.podCidr = raw.podCidr;
   }
   if (raw.namespaces !== undefined) {
     if (!Array.isArray(raw.namespaces)) throw bad("namespaces", raw.namespaces, "must be a list");
@@ -61,4 +82,44 @@ export function parseLabSpec(text: string): LabSpec {
     return { name: p.name, node: p.node, ...(p.namespace ? { namespace: p.namespace as string } : {}), labels: labels(p.labels, `pods[${i}].labels`), ports };
   });
   return spec;
+}
+
+/** Lab settings a spec and a `lab up` flag can both give: the spec key and its flag. */
+const SHARED_SETTINGS = [
+  ["nodes", "--nodes"], ["segments", "--segments"], ["backend", "--backend"], ["mode", "--mode"], ["datastore", "--datastore"],
+  ["natOutgoing", "--nat-outgoing/--no-nat-outgoing"], ["podCidr", "--pod-cidr"], ["subnetLen", "--subnet-len"],
+  ["allowUnreachable", "--allow-unreachable"],
+] as const;
+
+export type SpecSetting = (typeof SHARED_SETTINGS)[number][0];
+
+/**
+ * The lab's settings from a spec and the flags of `lab up`: a flag the user typed that the spec
+ * also sets must agree with it (else an error names both); a flag the spec leaves open applies;
+ * `--pods-per-node` has no meaning beside a spec's pod list and is refused. Defaults of flags
+ * the user did not type never override the spec. Pure.
+ */
+export function settingsWithSpec(spec: LabSpec, flags: Partial<Record<SpecSetting | "podsPerNode", unknown>>, typed: ReadonlySet<string>,
+  source: string): Partial<Record<SpecSetting, unknown>> {
+  if (typed.has("podsPerNode")) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `--pods-per-node cannot be combined with --spec ${source}: the spec lists the pods`);
+  }
+  const out: Partial<Record<SpecSetting, unknown>> = {};
+  for (const [key, flag] of SHARED_SETTINGS) {
+    const fromSpec = spec[key];
+    if (fromSpec !== undefined) {
+      if (typed.has(key) && flags[key] !== fromSpec) {
+        throw new CniError(ErrorCode.InvalidNetworkConfig,
+          `${flag} ${JSON.stringify(flags[key])} conflicts with ${key}: ${JSON.stringify(fromSpec)} in ${source}: give it in one place`);
+      }
+      out[key] = fromSpec;
+    } else if (flags[key] !== undefined) {
+      out[key] = flags[key];
+    }
+  }
+  // A spec without `nodes` has as many nodes as the highest node its pods name (or --nodes).
+  if (out.nodes === undefined || (!typed.has("nodes") && spec.nodes === undefined)) {
+    out.nodes = Math.max(1, ...spec.pods.map((p) => Number(p.node.replace(/^node/, "")) || 1));
+  }
+  return out;
 }

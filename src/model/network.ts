@@ -3,6 +3,7 @@
 import {
   cidrContains, cidrCovers, cidrOverlaps, formatCidr, parseCidr, parseIp, subnetCount, type Cidr,
 } from "./ip.js";
+import { findUnknownFields, leaf, obj, unknownFieldMessage } from "./strict.js";
 
 export const BACKENDS = ["vxlan", "host-gw", "cross-subnet"] as const;
 export type BackendType = (typeof BACKENDS)[number];
@@ -35,8 +36,8 @@ export const DEFAULT_VXLAN_PORT = 8472;
 export const VXLAN_OVERHEAD = 50;
 
 export class ConfigError extends Error {
-  constructor(readonly field: string, readonly value: unknown, why: string) {
-    super(`invalid network config: ${field} ${JSON.stringify(value)}: ${why}`);
+  constructor(readonly field: string, readonly value: unknown, why: string, showValue = true) {
+    super(`invalid network config: ${field}${showValue ? ` ${JSON.stringify(value)}` : ""}: ${why}`);
     this.name = "ConfigError";
   }
 }
@@ -52,9 +53,27 @@ const RESERVED: Array<[string, string]> = [
 
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
 
-export function validateNetworkConfig(raw: unknown): NetworkConfig {
+/** Every field a network config may have (strict input: anything else is refused). */
+export const NETWORK_CONFIG_SHAPE = obj({
+  network: leaf, subnetLen: leaf, subnetMin: leaf, subnetMax: leaf, natOutgoing: leaf,
+  backend: obj({ type: leaf, vni: leaf, port: leaf, mtu: leaf }),
+});
+
+export interface ValidateOptions {
+  /**
+   * Called for each unknown field instead of refusing the config: the agent reading a config that
+   * a newer CLI stored keeps working with the fields it knows. What users give is always strict.
+   */
+  onUnknownField?(message: string): void;
+}
+
+export function validateNetworkConfig(raw: unknown, opts: ValidateOptions = {}): NetworkConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new ConfigError("config", raw, "not an object");
   const r = raw as Record<string, unknown>;
+  for (const u of findUnknownFields(r, NETWORK_CONFIG_SHAPE)) {
+    if (!opts.onUnknownField) throw new ConfigError(u.path, undefined, unknownFieldMessage(u).slice(u.path.length + 2), false);
+    opts.onUnknownField(unknownFieldMessage(u));
+  }
   if (typeof r.network !== "string") throw new ConfigError("network", r.network, "missing; a CIDR such as 10.244.0.0/16");
   const network = parseCidr(r.network, true);
   if (!network) throw new ConfigError("network", r.network, "not a CIDR with the host bits zero");
@@ -128,4 +147,28 @@ export function checkNodeAddress(c: NetworkConfig, nodeIp: string): string | und
 export function podMtu(c: NetworkConfig, underlayMtu: number): number {
   if (c.backend.mtu) return c.backend.mtu;
   return c.backend.type === "host-gw" ? underlayMtu : underlayMtu - VXLAN_OVERHEAD;
+}
+
+/** Whether `block` is a block this config may lease (right length, inside the network and subnetMin..subnetMax). */
+export function isLeasable(c: NetworkConfig, block: string): boolean {
+  const b = parseCidr(block, true);
+  if (!b || b.family !== 4 || b.prefix !== c.subnetLen) return false;
+  const { network, first, last } = leasableRange(c);
+  if (!cidrCovers(network, b)) return false;
+  const i = (b.network - network.network) / (1n << BigInt(32 - c.subnetLen));
+  return i >= first && i <= last;
+}
+
+/**
+ * What changing `from` into `to` does to the nodes holding `leases`: the blocks the new config
+ * could not have leased are stranded. Undefined when no lease is. Pure.
+ */
+export function strandedBy(to: NetworkConfig, leases: ReadonlyArray<{ node: string; subnet: string }>): string | undefined {
+  const stranded = leases.filter((l) => !isLeasable(to, l.subnet));
+  if (stranded.length === 0) return undefined;
+  const names = stranded.slice(0, 5).map((l) => `${l.node} ${l.subnet}`).join(", ") + (stranded.length > 5 ? ", ..." : "");
+  return `${stranded.length} of ${leases.length} node(s) hold blocks the new addressing (${to.network}, /${to.subnetLen} blocks) cannot have (${names}). ` +
+    "Running agents keep their blocks and the old network, and log that they need a restart; a restarted agent takes a block of the new " +
+    "network and frees its old one, and its existing pods keep addresses of the old network until they are re-created. Until every agent " +
+    "has restarted, nodes on the old and the new network cannot reach each other's pods";
 }

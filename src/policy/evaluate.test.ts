@@ -1,7 +1,10 @@
 // Truth tables over the evaluator: each NetworkPolicy feature and each rule of the ordered tier,
 // with its edge cases, on one small cluster described the way users describe it (policies in YAML).
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { evaluate, PolicyIndex, type Packet, type Verdict } from "./evaluate.js";
 import { ModelBuilder, yaml } from "./model-builder.js";
 import type { NetworkPolicy } from "./model.js";
@@ -569,6 +572,45 @@ describe("evaluate: ordered tier", () => {
         - action: Allow`));
     table(b, [
       ["prod/web", EXT, "443/TCP", "out"], ["prod/web", "dev/web", "80/TCP", "ok"], ["dev/web", EXT, "443/TCP", "ok"], [EXT, "prod/web", "80/TCP", "ok"],
+    ]);
+  });
+
+  it("types left out are derived as Calico does: egress rules only → Egress, ingress or none → Ingress, both → both", () => {
+    // [spec, types derived, denies what comes in to web?, denies what web sends out?]
+    const rows: Array<[string, string[], boolean, boolean]> = [
+      ["podSelector: {matchLabels: {app: web}}", ["Ingress"], true, false],
+      ["podSelector: {matchLabels: {app: web}}\ningress: [{action: Deny}]", ["Ingress"], true, false],
+      ["podSelector: {matchLabels: {app: web}}\negress: [{action: Deny}]", ["Egress"], false, true],
+      ["podSelector: {matchLabels: {app: web}}\ningress: [{action: Deny}]\negress: [{action: Deny}]", ["Ingress", "Egress"], true, true],
+      ["podSelector: {matchLabels: {app: web}}\ningress: []\negress: [{action: Deny}]", ["Egress"], false, true],
+      ["podSelector: {matchLabels: {app: web}}\ntypes: [Ingress, Egress]\negress: [{action: Deny}]", ["Ingress", "Egress"], true, true],
+      ["podSelector: {matchLabels: {app: web}}\ntypes: [Ingress]\negress: [{action: Deny}]", ["Ingress"], true, false],
+      ["podSelector: {matchLabels: {app: web}}\npolicyTypes: [Egress]", ["Egress"], false, true],
+    ];
+    for (const [spec, types, deniesIn, deniesOut] of rows) {
+      for (const doc of [tp("prod", "p", spec), gtp("p", spec)]) {
+        const b = cluster().apply(doc);
+        assert.deepEqual(b.policies[0]!.policyTypes, types, spec);
+        table(b, [[EXT, "prod/web", "80/TCP", deniesIn ? "in" : "ok"], ["prod/web", EXT, "443/TCP", deniesOut ? "out" : "ok"]]);
+      }
+    }
+    assert.throws(() => cluster().apply(tp("prod", "p", "types: [Ingress]\npolicyTypes: [Ingress]")), /give either types or policyTypes/);
+  });
+
+  it("the README's dev-cannot-reach-prod does what its name says, and nothing more", () => {
+    // The example exactly as the README shows it.
+    const readme = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "README.md"), "utf8");
+    const example = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((t) => t.includes("name: dev-cannot-reach-prod"));
+    assert.ok(example, "README has the dev-cannot-reach-prod example");
+    const b = cluster().apply(example);
+    assert.deepEqual(b.policies[0]!.policyTypes, ["Egress"]);
+    table(b, [
+      ["dev/tool", "prod/db", "5432/TCP", "out"],
+      ["dev/web", "prod/web", "80/TCP", "out"],
+      ["dev/tool", "dev/web", "80/TCP", "ok"],
+      ["prod/web", "dev/web", "80/TCP", "ok"],
+      [EXT, "dev/web", "80/TCP", "ok"],
+      ["dev/tool", "ops/mon", "80/TCP", "ok"],
     ]);
   });
 

@@ -2,18 +2,25 @@
 // the policy model, with the validation the Kubernetes API server applies. Pure (text in). An
 // invalid object is refused with the object, the field path and the value named; a file with any
 // invalid document yields no objects at all, so nothing partial is ever stored.
-import { parseAllDocuments } from "yaml";
+import { parseYamlDocuments } from "../model/input.js";
 import { cidrCovers, parseCidr } from "../model/ip.js";
+import { findUnknownFields, leaf, list, map, obj, unknownFieldMessage, type Shape } from "../model/strict.js";
 import {
   ACTIONS, PROTOCOLS, type Action, type ContainerPort, type IPBlock, type LabelSelector, type LabelSelectorRequirement, type Namespace,
   type NetworkPolicy, type NetworkPolicyRule, type OrderedPolicy, type OrderedRule, type Pod, type PolicyPeer, type PolicyPort, type Protocol,
 } from "./model.js";
 
 export class PolicyError extends Error {
-  constructor(readonly object: string, readonly field: string, readonly value: unknown, why: string) {
-    super(`${object}: ${field} ${JSON.stringify(value)}: ${why}`);
+  constructor(readonly object: string, readonly field: string, readonly value: unknown, why: string, showValue = true) {
+    super(`${object}: ${field}${showValue ? ` ${JSON.stringify(value)}` : ""}: ${why}`);
     this.name = "PolicyError";
   }
+}
+
+/** What to do with a field no shape knows: refuse the object (what users write) or tell and go on (what is stored). */
+export interface ParseOptions {
+  /** Called for each unknown field instead of refusing the object: stored objects written by an older version stay in force. */
+  onUnknownField?(object: string, message: string): void;
 }
 
 export type Parsed = (
@@ -163,12 +170,70 @@ function validatePorts(c: Ctx, v: unknown, field: string): PolicyPort[] | undefi
   });
 }
 
+// The fields each kind may have (strict input, model/strict.ts). Kubernetes kinds carry every
+// field of their upstream schema down to the level Trellis reads; below that a field is a leaf
+// (a Pod's `affinity` is not Trellis' business, so its inside is not checked here).
+const OBJECT_META = obj({
+  name: leaf, generateName: leaf, namespace: leaf, uid: leaf, resourceVersion: leaf, generation: leaf, creationTimestamp: leaf,
+  deletionTimestamp: leaf, deletionGracePeriodSeconds: leaf, labels: map(), annotations: map(), ownerReferences: leaf,
+  finalizers: leaf, managedFields: leaf, selfLink: leaf,
+});
+const SELECTOR = obj({
+  matchLabels: map(),
+  matchExpressions: list(obj({ key: leaf, operator: leaf, values: leaf })),
+});
+const PEER = obj({ podSelector: SELECTOR, namespaceSelector: SELECTOR, ipBlock: obj({ cidr: leaf, except: leaf }) });
+const PORT = obj({ protocol: leaf, port: leaf, endPort: leaf });
+const CONTAINER = obj({
+  name: leaf, image: leaf, command: leaf, args: leaf, workingDir: leaf, ports: list(obj({ name: leaf, containerPort: leaf, protocol: leaf, hostIP: leaf, hostPort: leaf })),
+  envFrom: leaf, env: leaf, resources: leaf, resizePolicy: leaf, restartPolicy: leaf, volumeMounts: leaf, volumeDevices: leaf,
+  livenessProbe: leaf, readinessProbe: leaf, startupProbe: leaf, lifecycle: leaf, terminationMessagePath: leaf,
+  terminationMessagePolicy: leaf, imagePullPolicy: leaf, securityContext: leaf, stdin: leaf, stdinOnce: leaf, tty: leaf,
+});
+const POD_SPEC = obj({
+  containers: list(CONTAINER), initContainers: list(CONTAINER), ephemeralContainers: leaf, volumes: leaf, restartPolicy: leaf,
+  terminationGracePeriodSeconds: leaf, activeDeadlineSeconds: leaf, dnsPolicy: leaf, dnsConfig: leaf, nodeSelector: leaf,
+  serviceAccountName: leaf, serviceAccount: leaf, automountServiceAccountToken: leaf, nodeName: leaf, hostNetwork: leaf,
+  hostPID: leaf, hostIPC: leaf, hostUsers: leaf, shareProcessNamespace: leaf, securityContext: leaf, imagePullSecrets: leaf,
+  hostname: leaf, subdomain: leaf, setHostnameAsFQDN: leaf, affinity: leaf, schedulerName: leaf, tolerations: leaf,
+  hostAliases: leaf, priorityClassName: leaf, priority: leaf, preemptionPolicy: leaf, readinessGates: leaf,
+  runtimeClassName: leaf, enableServiceLinks: leaf, overhead: leaf, topologySpreadConstraints: leaf, os: leaf,
+  schedulingGates: leaf, resourceClaims: leaf, resources: leaf,
+});
+const ORDERED_RULE = (peers: "from" | "to"): Shape => obj({ action: leaf, [peers]: list(PEER), ports: list(PORT) });
+const ORDERED_SPEC = obj({
+  order: leaf, podSelector: SELECTOR, namespaceSelector: SELECTOR, types: leaf, policyTypes: leaf,
+  ingress: list(ORDERED_RULE("from")), egress: list(ORDERED_RULE("to")),
+});
+const TOP = (spec: Shape): Record<string, Shape> => ({ apiVersion: leaf, kind: leaf, metadata: OBJECT_META, spec, status: leaf });
+
+/** Every field each kind may have: what `apply` accepts and nothing more. */
+export const SHAPES: Readonly<Record<string, Shape>> = {
+  Namespace: obj(TOP(obj({ finalizers: leaf }))),
+  Pod: obj(TOP(POD_SPEC)),
+  NetworkPolicy: obj(TOP(obj({
+    podSelector: SELECTOR, policyTypes: leaf,
+    ingress: list(obj({ from: list(PEER), ports: list(PORT) })),
+    egress: list(obj({ to: list(PEER), ports: list(PORT) })),
+  }))),
+  TrellisPolicy: obj(TOP(ORDERED_SPEC)),
+  GlobalTrellisPolicy: obj(TOP(ORDERED_SPEC)),
+};
+
+const NAMESPACED: Record<string, boolean> = { Namespace: false, Pod: true, NetworkPolicy: true, TrellisPolicy: true, GlobalTrellisPolicy: false };
+
+/** How errors name an object: "NetworkPolicy prod/web", "Namespace prod". */
+function objectLabel(doc: Obj, kind: string): string {
+  const m = isObj(doc.metadata) ? doc.metadata : {};
+  const ns = m.namespace ?? "default";
+  return `${kind} ${NAMESPACED[kind] ? `${String(ns)}/` : ""}${String(m.name ?? "?")}`;
+}
+
 function meta(doc: Obj, kind: string, namespaced: boolean): { name: string; namespace: string; labels: Record<string, string>; c: Ctx } {
   const m = isObj(doc.metadata) ? doc.metadata : {};
   const name = m.name;
   const nsRaw = m.namespace ?? (namespaced ? "default" : undefined);
-  const label = `${kind} ${namespaced ? `${String(nsRaw)}/` : ""}${String(name ?? "?")}`;
-  const c = new Ctx(label);
+  const c = new Ctx(objectLabel(doc, kind));
   if (typeof name !== "string" || !DNS_SUBDOMAIN.test(name) || name.length > 253) c.fail("metadata.name", name, "must be a lower-case DNS name");
   // A namespace name is a DNS label (pods refer to it in metadata.namespace).
   if (kind === "Namespace" && (!DNS_LABEL.test(name as string) || (name as string).length > 63)) c.fail("metadata.name", name, "must be a lower-case DNS label");
@@ -179,24 +244,55 @@ function meta(doc: Obj, kind: string, namespaced: boolean): { name: string; name
   return { name: name as string, namespace: (nsRaw as string) ?? "", labels, c };
 }
 
-function policyTypes(c: Ctx, spec: Obj, hasEgress: boolean): Array<"Ingress" | "Egress"> {
-  const list = c.list(spec.policyTypes, "spec.policyTypes");
-  // Kubernetes defaults an absent or empty list: Ingress, plus Egress when there are egress rules.
-  if (!list || list.length === 0) return hasEgress ? ["Ingress", "Egress"] : ["Ingress"];
-  const out: Array<"Ingress" | "Egress"> = [];
+type PolicyType = "Ingress" | "Egress";
+
+function typeList(c: Ctx, v: unknown, field: string): PolicyType[] | undefined {
+  const list = c.list(v, field);
+  if (!list || list.length === 0) return undefined;
+  const out: PolicyType[] = [];
   for (const t of list) {
-    if (t !== "Ingress" && t !== "Egress") c.fail("spec.policyTypes", t, "must be Ingress or Egress");
+    if (t !== "Ingress" && t !== "Egress") c.fail(field, t, "must be Ingress or Egress");
     if (!out.includes(t)) out.push(t);
   }
   return out;
 }
 
-function parseOne(doc: Obj): Parsed {
+const hasRules = (spec: Obj, field: "ingress" | "egress"): boolean => Array.isArray(spec[field]) && spec[field].length > 0;
+
+/** NetworkPolicy: an absent or empty list is defaulted as Kubernetes does — Ingress, plus Egress when there are egress rules. */
+function networkPolicyTypes(c: Ctx, spec: Obj): PolicyType[] {
+  return typeList(c, spec.policyTypes, "spec.policyTypes") ?? (hasRules(spec, "egress") ? ["Ingress", "Egress"] : ["Ingress"]);
+}
+
+/**
+ * TrellisPolicy / GlobalTrellisPolicy: `types` (Calico's name; `policyTypes` is accepted too, not
+ * both). Absent, it is derived as Calico does: egress rules only → Egress; ingress rules, or no
+ * rules at all → Ingress; both → Ingress, Egress. So an egress-only policy never touches what
+ * comes in to the pods it selects.
+ */
+function orderedPolicyTypes(c: Ctx, spec: Obj): PolicyType[] {
+  if (spec.types !== undefined && spec.policyTypes !== undefined) {
+    c.fail("spec.policyTypes", spec.policyTypes, "give either types or policyTypes (the same field), not both");
+  }
+  const given = spec.types !== undefined ? typeList(c, spec.types, "spec.types") : typeList(c, spec.policyTypes, "spec.policyTypes");
+  if (given) return given;
+  const ingress = hasRules(spec, "ingress");
+  const egress = hasRules(spec, "egress");
+  if (egress && !ingress) return ["Egress"];
+  return egress ? ["Ingress", "Egress"] : ["Ingress"];
+}
+
+function parseOne(doc: Obj, opts: ParseOptions): Parsed {
   const kind = doc.kind;
   if (typeof kind !== "string" || !(kind in KINDS)) {
     throw new PolicyError("document", "kind", kind, `must be one of ${Object.keys(KINDS).join(", ")}`);
   }
   if (doc.apiVersion !== KINDS[kind]) throw new PolicyError(kind, "apiVersion", doc.apiVersion, `must be ${KINDS[kind]}`);
+  for (const u of findUnknownFields(doc, SHAPES[kind]!)) {
+    const object = objectLabel(doc, kind);
+    if (!opts.onUnknownField) throw new PolicyError(object, u.path, undefined, unknownFieldMessage(u).slice(u.path.length + 2), false);
+    opts.onUnknownField(object, unknownFieldMessage(u));
+  }
   switch (kind) {
     case "Namespace": {
       const m = meta(doc, kind, false);
@@ -239,7 +335,7 @@ function parseOne(doc: Obj): Parsed {
       const np: NetworkPolicy = {
         kind, namespace: m.namespace, name: m.name,
         podSelector: validateSelector(m.c, spec.podSelector, "spec.podSelector"),
-        policyTypes: policyTypes(m.c, spec, Array.isArray(spec.egress) && spec.egress.length > 0),
+        policyTypes: networkPolicyTypes(m.c, spec),
         ingress: rules("ingress", "from"),
         egress: rules("egress", "to"),
       };
@@ -262,7 +358,7 @@ function parseOne(doc: Obj): Parsed {
       const op: OrderedPolicy = {
         kind, name: m.name, order: order as number,
         podSelector: spec.podSelector === undefined ? {} : validateSelector(m.c, spec.podSelector, "spec.podSelector"),
-        policyTypes: policyTypes(m.c, spec, Array.isArray(spec.egress) && spec.egress.length > 0),
+        policyTypes: orderedPolicyTypes(m.c, spec),
         ingress: rules("ingress", "from"),
         egress: rules("egress", "to"),
       };
@@ -278,33 +374,30 @@ function parseOne(doc: Obj): Parsed {
 }
 
 /** Validates one object already decoded (e.g. a stored JSON value): the fast path for the agent. */
-export function parseObject(doc: unknown, source = "input"): Parsed {
+export function parseObject(doc: unknown, source = "input", opts: ParseOptions = {}): Parsed {
   if (!isObj(doc)) throw new PolicyError(source, "document", doc, "must be an object");
-  return { ...parseOne(doc), raw: doc };
+  return { ...parseOne(doc, opts), raw: doc };
 }
 
 /** Parses every document of a YAML or JSON text (`---` separated, or a `kind: List`). */
-export function parseDocuments(text: string, source = "input"): Parsed[] {
+export function parseDocuments(text: string, source = "input", opts: ParseOptions = {}): Parsed[] {
   const docs: unknown[] = [];
   // One JSON object (what the datastore holds) needs no YAML parser, which is far slower.
   if (text.startsWith("{")) {
     try {
       const v = JSON.parse(text) as unknown;
-      if (isObj(v) && v.kind !== "List") return [parseObject(v, source)];
+      if (isObj(v) && v.kind !== "List") return [parseObject(v, source, opts)];
     } catch {
       // not JSON after all: the YAML parser reports it
     }
   }
-  for (const d of parseAllDocuments(text)) {
-    if (d.errors.length > 0) throw new PolicyError(source, "YAML", d.errors[0]!.message.split("\n")[0], "cannot be parsed");
-    const v = d.toJS() as unknown;
-    if (v === null || v === undefined) continue;
+  for (const v of parseYamlDocuments(text, source)) {
     if (isObj(v) && v.kind === "List" && Array.isArray(v.items)) docs.push(...v.items);
     else docs.push(v);
   }
   return docs.map((d, i) => {
     if (!isObj(d)) throw new PolicyError(`${source} document ${i + 1}`, "document", d, "must be an object");
-    return { ...parseOne(d), raw: d };
+    return { ...parseOne(d, opts), raw: d };
   });
 }
 

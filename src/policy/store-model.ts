@@ -28,9 +28,13 @@ export function parseEndpoint(text: string): Endpoint | undefined {
 /** Parsed objects by key and value, so that a recompute only parses what changed. */
 export type ParseCache = Map<string, { value: string; parsed: ReturnType<typeof parseDocuments> | Error }>;
 
-/** Builds the model; objects that no longer validate are reported through `invalid` and skipped. */
+/**
+ * Builds the model; objects that no longer validate are reported through `invalid` and skipped.
+ * A stored field this version does not know (written by another version: `apply` refuses them)
+ * is reported through `warn` and the object used without it.
+ */
 export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void,
-  cache?: ParseCache): PolicyModel {
+  cache?: ParseCache, warn: (key: string, why: string) => void = invalid): PolicyModel {
   const model: PolicyModel = { namespaces: [], pods: [], endpoints: [], policies: [] };
   const namespaces: Namespace[] = model.namespaces;
   const pods: Pod[] = model.pods;
@@ -45,7 +49,7 @@ export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, 
     let parsed = cache?.get(key)?.value === value ? cache.get(key)!.parsed : undefined;
     if (!parsed) {
       try {
-        parsed = parseDocuments(value, key);
+        parsed = parseDocuments(value, key, { onUnknownField: (_object, message) => warn(key, `${message}; the field is ignored`) });
       } catch (e) {
         parsed = e as Error;
       }

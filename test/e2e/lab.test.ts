@@ -47,7 +47,9 @@ for (const mode of ["routed", "bridge"] as const) {
     test("lab check passes: pods on the same node reach each other", () => {
       const r = trellis("lab", "check", "--name", name);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(r.stdout, /12\/12 expected paths reachable/);
+      // 6 pods: 6 x 5 pairs + 6 to the outside; only the 12 same-node pairs have a path without agents.
+      assert.match(r.stdout, /36 paths probed: 12\/12 expected open are reachable; 0 closed by policy as expected; 0 open that should not be; 24 unreachable by configuration \(as this lab was made\)/);
+      assert.match(r.stdout, /unreachable by configuration: no agents \(--backend none\)/);
       assert.match(r.stdout, /lab check: PASS/);
     });
 

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
-  assertDataplane, assertTransports, eventually, hasLink, labNamespaces, labSkip, peerRoutes, routes, TestLab, VXLAN_DEV, type LabStatus,
+  assertDataplane, assertTransports, eventually, hasLink, labNamespaces, labSkip, peerRoutes, routes, TestLab, trellis, VXLAN_DEV, type LabStatus,
 } from "../helpers/lab.js";
 
 const skip = labSkip();
@@ -107,19 +107,35 @@ describe("host-gw across two segments", { skip, timeout: 120_000 }, () => {
   const lab = new TestLab();
   let s: LabStatus;
   before(() => {
-    lab.up("--nodes", "3", "--pods-per-node", "2", "--backend", "host-gw", "--segments", "2");
+    lab.up("--nodes", "3", "--pods-per-node", "2", "--backend", "host-gw", "--segments", "2", "--allow-unreachable");
     s = lab.status();
   });
   after(() => lab.down());
 
-  test("lab check passes: same-segment pairs connect, cross-segment pairs are expected not to", () => {
+  test("lab up without --allow-unreachable refuses it before making anything", () => {
+    const other = new TestLab();
+    const r = trellis("lab", "up", "--name", other.name, "--nodes", "3", "--backend", "host-gw", "--segments", "2");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /leaves 2 node pair\(s\) without a path \(host-gw cannot cross segments.*--allow-unreachable/);
+    assert.doesNotMatch(r.stderr, /lab down/, "no hint to remove what was never made");
+    assert.deepEqual(labNamespaces(other.name), []);
+  });
+
+  test("lab status says what the lab will not do", () => {
+    assert.ok(s.warnings.some((w) => /2 node pair\(s\) have no path, as asked with --allow-unreachable: host-gw cannot cross segments \(node1 <-> node2, node2 <-> node3\)/.test(w)), s.warnings.join("\n"));
+  });
+
+  test("lab check passes as made: every cross-segment pair is counted as unreachable by configuration, with the reason", () => {
     const { report } = lab.check();
     const node = (pod: string): LabStatus["nodes"][number] => s.nodes.find((n) => n.name === s.pods.find((p) => p.name === pod)!.node)!;
     for (const c of report.cells) {
       if (c.to === "outside") continue;
-      assert.equal(c.expected, node(bare(c.from)).segment === node(bare(c.to)).segment, `${c.from} -> ${c.to} is expected iff on one segment`);
+      const same = node(bare(c.from)).segment === node(bare(c.to)).segment;
+      assert.equal(c.expected, same, `${c.from} -> ${c.to} is expected iff on one segment`);
+      if (!same) assert.match(c.unreachableByConfig ?? "", /host-gw needs nodes on one L2 segment/, `${c.from} -> ${c.to} says why`);
     }
-    assert.ok(report.cells.some((c) => !c.expected), "some pairs are not expected to connect");
+    assert.equal(report.unreachable.cells, 16, "4 pods on segment 1 x 2 on segment 2, both ways");
+    assert.equal(report.unreachable.accepted, true);
     assertCheckPasses(lab);
   });
 
@@ -157,6 +173,7 @@ describe("without NAT outgoing", { skip, timeout: 120_000 }, () => {
     lab.up("--nodes", "2", "--pods-per-node", "1", "--no-nat-outgoing");
     const { report } = lab.check();
     for (const c of report.cells) assert.equal(c.expected, c.to !== "outside", `${c.from} -> ${c.to}`);
+    for (const c of report.cells.filter((x) => x.to === "outside")) assert.match(c.unreachableByConfig ?? "", /NAT outgoing is off/);
     assertCheckPasses(lab);
   });
 });

@@ -71,6 +71,22 @@ describe("agent crash and drift repair (vxlan, 3 nodes x 2 pods)", { skip, timeo
     const ping = startPing(lab.podOn("node1").netns, lab.podOn("node2").ip, 0.2, 3);
     assert.equal((await ping.done).received, 3, "node1's pods reach node2's again");
   });
+
+  test("a pod's own host route deleted by hand is put back by its node's agent within the resync period", async (t) => {
+    const pod = lab.podOn("node2");
+    const node2 = s.nodes.find((n) => n.name === "node2")!;
+    const hostRoute = (): Array<{ dev: string; protocol?: string }> => JSON.parse(sh("ip", ["-n", node2.netns, "-j", "route", "show", `${pod.ip}/32`])) as never;
+    const before = hostRoute();
+    assert.equal(before.length, 1);
+    sh("ip", ["-n", node2.netns, "route", "del", `${pod.ip}/32`]);
+    assert.deepEqual(hostRoute(), []);
+    const { ms } = await eventually("node2's agent puts the pod's host route back", 12_000, () => assert.deepEqual(hostRoute(), before));
+    t.diagnostic(`restored after ${ms} ms`);
+    assert.ok(ms <= LAB_RESYNC_MS + 1_000, `restored within the resync period (${LAB_RESYNC_MS} ms), took ${ms} ms`);
+    assert.match(lab.agentLog("node2"), /sync: \d+ change\(s\)/);
+    const ping = startPing(lab.podOn("node1").netns, pod.ip, 0.2, 3);
+    assert.equal((await ping.done).received, 3, "the pod is reachable again");
+  });
 });
 
 describe("datastore outage (etcd, vxlan, 3 nodes x 2 pods)", { skip, timeout: 180_000 }, () => {
@@ -100,16 +116,26 @@ describe("datastore outage (etcd, vxlan, 3 nodes x 2 pods)", { skip, timeout: 18
     }
     assert.deepEqual(s.nodes.map((n) => peerRoutes(n.netns)), routesBefore, "no route was touched");
     assertDataplane(s, "vxlan");
+    // lab check still probes the data plane, against the last view of the datastore, and says so.
+    const { exitCode, report } = lab.check();
+    assert.equal(exitCode, 0, "lab check passes during the outage");
+    assert.ok(report.warnings.some((w) => /the datastore cannot be read .*expectations come from the policy model as of .* and may be stale/.test(w)),
+      report.warnings.join("\n"));
     assert.notEqual(lab.cli("nodes").code, 0, "the datastore was down the whole time");
   });
 
-  test("once etcd is back, the agents renew their leases and follow a config change", async () => {
+  test("once etcd is back, the agents renew their leases, say so, and follow a config change", async () => {
     lab.etcd("start");
     await eventually("every node's lease is in the datastore again", 20_000, () => {
       const nodes = lab.nodes();
       assert.deepEqual(nodes.map((n) => `${n.name} ${n.subnet}`).sort(), s.nodes.map((n) => `${n.name} ${n.subnet}`).sort());
       for (const n of nodes) assert.ok(Date.parse(n.leaseExpiresAt) > Date.now(), `${n.name}'s lease is current`);
     }, 250);
+    for (const n of s.nodes) {
+      const log = lab.agentLog(n.name);
+      assert.match(log, /datastore unreachable \(.*\): cannot renew lease .*; the data plane stays as it is, retrying/, `${n.name} said the datastore was away`);
+      assert.match(log, /datastore reachable again after \d+s; lease \S+ renewed/, `${n.name} said it is back`);
+    }
     // The agents' config watches reconnected: a backend switch reaches every node.
     const set = lab.cli("network", "set", "--backend", "host-gw");
     assert.equal(set.code, 0, set.stderr);
