@@ -57,6 +57,7 @@ export class Agent {
   /** Since when the datastore has been unreachable (undefined: it answers). */
   private storeDownSince: number | undefined;
   private desired: Desired | undefined;
+  private desiredKey = "";
   private kernelState = new Map<string, PeerKernelState>();
   private ready = false;
   private lastStatus = "";
@@ -349,8 +350,14 @@ export class Agent {
       config: this.config, self: this.lease, peers, underlay: this.underlay, podMtu: podMtu(this.config, this.underlay.mtu),
     });
     d.dataplane.podRoutes = podHostRoutes(this.local.all.values());
-    this.desired = d;
-    this.reconciler.setDesired(d.dataplane);
+    // Only a changed desired state starts a sync (a peer's renewal changes nothing here); drift
+    // is repaired by the periodic resync.
+    const key = JSON.stringify(d);
+    if (key !== this.desiredKey) {
+      this.desiredKey = key;
+      this.desired = d;
+      this.reconciler.setDesired(d.dataplane);
+    }
     const report = JSON.stringify(d.peers);
     if (report !== this.lastPeerReport) {
       this.lastPeerReport = report;
