@@ -27,13 +27,13 @@ class LoggingKernel extends FakePodKernel {
   constructor(private readonly events: string[]) {
     super();
   }
-  override hostApply(ops: readonly NetOp[]): void {
+  override hostApply(ops: readonly NetOp[]): number[] {
     this.events.push("host batch");
-    super.hostApply(ops);
+    return super.hostApply(ops);
   }
-  override podApply(netns: string, ops: readonly NetOp[]): void {
+  override podApply(netns: string, ops: readonly NetOp[]): number[] {
     this.events.push(`pod batch ${netns}`);
-    super.podApply(netns, ops);
+    return super.podApply(netns, ops);
   }
   override deleteLink(name: string): boolean {
     this.events.push(`delete ${name}`);
