@@ -412,8 +412,8 @@ function handPath(made: Made, tag: string, kind: "vxlan" | "host-gw"): DataPath 
       `route add ${podIp}/32 dev trlbench scope link`,
     ]);
     ipBatch(n.pod, [
-      `addr add ${podIp}/32 dev eth0`, "link set eth0 up", "route add 169.254.1.1 dev eth0 scope link",
-      "neigh add 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent", "route add default via 169.254.1.1 dev eth0",
+      `addr add ${podIp}/32 dev eth0`, "link set eth0 up",
+      "neigh add 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent", "route add default via 169.254.1.1 dev eth0 onlink",
     ]);
     if (kind === "vxlan") {
       ipBatch(n.netns, [

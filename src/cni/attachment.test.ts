@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import type { NetOp } from "../kernel/ops.js";
 import {
-  GATEWAY4, GATEWAY6, HOST_MAC, hostIfAlias, parseHostIfAlias, planAttachment, podHostIfName, podMac, ROUTE_PROTO, sameDst,
-  type AttachInput,
+  asCarriedOut, GATEWAY4, GATEWAY6, HOST_MAC, hostIfAlias, parseHostIfAlias, planAttachment, podHostIfName, podMac, ROUTE_PROTO, sameDst,
+  type AttachInput, type AttachPlan,
 } from "./attachment.js";
 import type { Result } from "./result.js";
 
@@ -30,7 +31,7 @@ function input(over: Partial<AttachInput> = {}): AttachInput {
 const HOST = podHostIfName("ctr1", "eth0");
 
 describe("planAttachment, routed mode", () => {
-  it("IPv4: creates the veth with its peer in the pod netns by path, routes the pod's /32 to it, pins the gateway's MAC", () => {
+  it("IPv4: creates the veth with its peer in the pod netns by path, routes the pod's /32 to it, pins the gateway's MAC, routes onlink", () => {
     const plan = planAttachment(input());
     assert.equal(plan.hostIf, HOST);
     assert.equal(plan.podMac, "0a:58:0a:01:00:02");
@@ -43,9 +44,8 @@ describe("planAttachment, routed mode", () => {
     assert.deepEqual(plan.podLines, [
       "addr add 10.1.0.2/32 dev eth0",
       "link set eth0 up",
-      "route add 169.254.1.1 dev eth0 scope link",
       "neigh add 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent",
-      "route add 0.0.0.0/0 via 169.254.1.1 dev eth0",
+      "route add 0.0.0.0/0 via 169.254.1.1 dev eth0 onlink # unless one exists",
     ]);
     assert.deepEqual(plan.forwarding, [4]);
   });
@@ -67,7 +67,7 @@ describe("planAttachment, routed mode", () => {
       "addr add 2001:db8:1::2/128 dev eth0 nodad",
       "link set eth0 up",
       "neigh add fe80::1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent",
-      "route add ::/0 via fe80::1 dev eth0",
+      "route add ::/0 via fe80::1 dev eth0 # unless one exists",
     ]);
     assert.deepEqual(plan.result.ips, [{ address: "2001:db8:1::2/128", gateway: GATEWAY6, interface: 1 }]);
     assert.deepEqual(plan.forwarding, [6]);
@@ -113,8 +113,8 @@ describe("planAttachment, routed mode", () => {
     const plan = planAttachment(input({ ipam }));
     assert.deepEqual(plan.result.routes, [{ dst: "0.0.0.0/0", gw: GATEWAY4 }, { dst: "10.96.0.0/12", gw: GATEWAY4 }]);
     assert.deepEqual(plan.podLines.filter((l) => l.startsWith("route add") && l.includes(" via ")), [
-      "route add 0.0.0.0/0 via 169.254.1.1 dev eth0",
-      "route add 10.96.0.0/12 via 169.254.1.1 dev eth0",
+      "route add 0.0.0.0/0 via 169.254.1.1 dev eth0 onlink # unless one exists",
+      "route add 10.96.0.0/12 via 169.254.1.1 dev eth0 onlink",
     ]);
   });
 
@@ -153,7 +153,7 @@ describe("planAttachment, bridge mode", () => {
     assert.deepEqual(plan.podLines, [
       "addr add 10.1.0.2/24 dev eth0",
       "link set eth0 up",
-      "route add 0.0.0.0/0 via 10.1.0.1 dev eth0",
+      "route add 0.0.0.0/0 via 10.1.0.1 dev eth0 # unless one exists",
     ]);
   });
 
@@ -200,6 +200,97 @@ describe("planAttachment, bridge mode", () => {
     const plan = planAttachment(input({ mode: "bridge", ipam: { cniVersion: "1.1.0", ips: [{ address: "10.1.0.2/24" }] } }));
     assert.deepEqual(plan.result.routes, []);
     assert.equal(plan.hostLines.some((l) => l.startsWith("addr ")), false);
+  });
+});
+
+const routeOpsOf = (plan: AttachPlan): Array<Extract<NetOp, { op: "route-add" }>> =>
+  plan.podOps.flatMap((o) => (o.op === "route-add" ? [o] : []));
+
+describe("planAttachment, a pod on several networks (eth0, eth1, ... each its own ADD)", () => {
+  const SECOND: Result = { cniVersion: "1.1.0", ips: [{ address: "10.2.0.7/24", gateway: "10.2.0.1" }], routes: [{ dst: "10.2.0.0/16" }] };
+  const eth1 = (over: Partial<AttachInput> = {}): AttachInput => input({ network: "net2", ifname: "eth1", ipam: SECOND, ...over });
+
+  it("routed: routes nothing to the gateway itself, so two attachments only share a destination in their default routes", () => {
+    const [a, b] = [planAttachment(input({ ipam: DUAL })), planAttachment(eth1({ ipam: { ...DUAL, ips: SECOND.ips, routes: SECOND.routes } }))];
+    const dsts = (p: AttachPlan): string[] => routeOpsOf(p).map((o) => o.dst);
+    assert.deepEqual(dsts(a), ["0.0.0.0/0", "::/0"]);
+    assert.deepEqual(dsts(b), ["0.0.0.0/0", "10.2.0.0/16"]);
+    assert.equal(a.podOps.some((o) => o.op === "route-add" && o.dst === GATEWAY4), false);
+    assert.deepEqual(routeOpsOf(b).map((o) => o.dev), ["eth1", "eth1"], "each attachment's routes leave through its own interface");
+    assert.ok(b.podLines.includes("neigh add 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth1 nud permanent"), "the gateway's MAC is pinned per device");
+  });
+
+  it("routed: IPv4 routes are onlink (the gateway needs no route); IPv6 ones are not (fe80::1 is on every link)", () => {
+    const ops = routeOpsOf(planAttachment(input({ ipam: { ...DUAL, routes: [{ dst: "10.96.0.0/12" }, { dst: "fd00:96::/108" }] } })));
+    assert.deepEqual(ops.map((o) => [o.dst, o.via, o.onlink ?? false]), [
+      ["0.0.0.0/0", GATEWAY4, true], ["::/0", GATEWAY6, false], ["10.96.0.0/12", GATEWAY4, true], ["fd00:96::/108", GATEWAY6, false],
+    ]);
+  });
+
+  it("bridge: routes are never onlink (the gateway is on the interface's subnet)", () => {
+    assert.equal(routeOpsOf(planAttachment(input({ mode: "bridge", ipam: { ...V4, routes: [{ dst: "10.96.0.0/12" }] } }))).some((o) => o.onlink), false);
+  });
+
+  for (const mode of ["routed", "bridge"] as const) {
+    it(`${mode}: without routeMetric, a default route gives way to one the pod already has; any other route must be made`, () => {
+      const plan = planAttachment(eth1({ mode, ipam: { ...SECOND, ips: [...SECOND.ips!, ...V6.ips!] } }));
+      assert.deepEqual(routeOpsOf(plan).map((o) => [o.dst, o.skipIfExists ?? false, o.metric]), [
+        ["0.0.0.0/0", true, undefined], ["::/0", true, undefined], ["10.2.0.0/16", false, undefined],
+      ]);
+    });
+  }
+
+  it("with routeMetric: every route has that metric, reported as its priority, and the default route is always made", () => {
+    const plan = planAttachment(eth1({ routeMetric: 100 }));
+    assert.deepEqual(routeOpsOf(plan).map((o) => [o.dst, o.metric, o.skipIfExists ?? false]), [["0.0.0.0/0", 100, false], ["10.2.0.0/16", 100, false]]);
+    assert.deepEqual(plan.podLines.filter((l) => l.startsWith("route ")), [
+      "route add 0.0.0.0/0 via 169.254.1.1 dev eth1 onlink metric 100",
+      "route add 10.2.0.0/16 via 169.254.1.1 dev eth1 onlink metric 100",
+    ]);
+    assert.deepEqual(plan.result.routes, [{ dst: "0.0.0.0/0", gw: GATEWAY4, priority: 100 }, { dst: "10.2.0.0/16", gw: GATEWAY4, priority: 100 }]);
+  });
+
+  it("routeMetric 0 is a metric like any other: the default route is then required too", () => {
+    assert.deepEqual(routeOpsOf(planAttachment(eth1({ routeMetric: 0 }))).map((o) => [o.metric, o.skipIfExists ?? false]), [[0, false], [0, false]]);
+  });
+
+  it("an IPAM route's own priority wins over routeMetric, and is made as asked", () => {
+    const plan = planAttachment(eth1({ routeMetric: 100, ipam: { ...SECOND, routes: [{ dst: "10.2.0.0/16", priority: 5 }] } }));
+    assert.deepEqual(routeOpsOf(plan).map((o) => [o.dst, o.metric]), [["0.0.0.0/0", 100], ["10.2.0.0/16", 5]]);
+    assert.deepEqual(plan.result.routes?.map((r) => r.priority), [100, 5]);
+  });
+
+  it("routeOps points each reported route at the operation that makes it", () => {
+    for (const over of [{}, { ipam: DUAL }, { mode: "bridge" as const, ipam: DUAL }, { routeMetric: 7, ipam: { ...DUAL, routes: [{ dst: "10.96.0.0/12" }] } }]) {
+      const plan = planAttachment(eth1(over));
+      assert.equal(plan.routeOps.length, plan.result.routes?.length);
+      plan.routeOps.forEach((at, i) => {
+        const op = plan.podOps[at]!;
+        assert.ok(op.op === "route-add" && op.dst === plan.result.routes![i]!.dst && op.via === plan.result.routes![i]!.gw, JSON.stringify(op));
+      });
+    }
+  });
+});
+
+describe("asCarriedOut", () => {
+  const plan = planAttachment(input({ ifname: "eth1", ipam: { ...DUAL, routes: [{ dst: "10.96.0.0/12" }] } }));
+  const at = (dst: string): number => plan.podOps.findIndex((o) => o.op === "route-add" && o.dst === dst);
+
+  it("leaves the routes the kernel skipped out of the result, and returns them", () => {
+    const { plan: done, leftOut } = asCarriedOut(plan, [at("0.0.0.0/0")]);
+    assert.deepEqual(done.result.routes, [{ dst: "::/0", gw: GATEWAY6 }, { dst: "10.96.0.0/12", gw: GATEWAY4 }]);
+    assert.deepEqual(leftOut, [{ dst: "0.0.0.0/0", gw: GATEWAY4 }]);
+    assert.deepEqual(done.routeOps, [at("::/0"), at("10.96.0.0/12")]);
+    assert.deepEqual(done.result.ips, plan.result.ips, "addresses and interfaces are as planned");
+    assert.deepEqual(plan.result.routes?.length, 3, "the plan it was given is not modified");
+  });
+
+  it("both families' default routes can give way", () => {
+    assert.deepEqual(asCarriedOut(plan, [at("0.0.0.0/0"), at("::/0")]).plan.result.routes, [{ dst: "10.96.0.0/12", gw: GATEWAY4 }]);
+  });
+
+  it("returns the plan itself when nothing was skipped", () => {
+    assert.deepEqual(asCarriedOut(plan, []), { plan, leftOut: [] });
   });
 });
 

@@ -9,9 +9,19 @@
 // to the host veth's fixed MAC ee:ee:ee:ee:ee:ee. The host never owns the gateway address; it
 // simply receives every frame the pod sends and routes it, and reaches the pod through a /32
 // route on the host veth. No ARP proxying, no bridge, no broadcast domain shared between pods.
+// The IPv4 routes are `onlink` (the gateway is on this link, no route to it needed): a separate
+// "169.254.1.1 dev eth0 scope link" route would be one per pod, and a second attachment's
+// (eth1) would collide with the first's. The neighbour entry is per device; fe80::1 is
+// link-local per device already.
 //
 // bridge (Flannel/kubenet style): the host veth is a port of a bridge that holds the gateway
 // address; pods on the node share one L2 segment; hairpin lets a pod reach itself via the host.
+//
+// A pod on several networks (eth0, eth1, ... each its own ADD): only one interface can hold the
+// default route of a given metric. Without `routeMetric`, a default route is made unless the pod
+// already has one of that metric (the first attachment keeps it; the kernel decides, atomically,
+// from EEXIST) and is then left out of this attachment's result. With `routeMetric`, every route
+// of the attachment has that metric and is always made, so defaults of other metrics coexist.
 import { createRequire } from "node:module";
 import type { Mode } from "./config.js";
 import type { Dns, Interface, IpConfig, Result, Route } from "./result.js";
@@ -93,6 +103,8 @@ export interface AttachInput {
   /** What IPAM returned. */
   ipam: Result;
   dns?: Dns;
+  /** Metric of the pod's routes (plugin option `routeMetric`); an IPAM route's own `priority` wins. */
+  routeMetric?: number;
 }
 
 export interface AttachPlan {
@@ -109,6 +121,9 @@ export interface AttachPlan {
   podLines: string[];
   /** Families that need forwarding enabled on the host. */
   forwarding: Array<4 | 6>;
+  /** For each of `result.routes`, the 0-based index of the pod operation that makes it. */
+  routeOps: number[];
+  /** What ADD reports if every operation is carried out; see `asCarriedOut` for skipped routes. */
   result: Result;
 }
 
@@ -178,10 +193,7 @@ export function planAttachment(a: AttachInput): AttachPlan {
     return ips.find((i) => (i.address.includes(":") ? 6 : 4) === family && i.gateway)?.gateway;
   };
   if (a.mode === "routed") {
-    if (families.has(4)) {
-      podOps.push({ op: "route-add", dst: GATEWAY4, dev: a.ifname, scopeLink: true });
-      podOps.push({ op: "neigh-add", ip: GATEWAY4, mac: HOST_MAC, dev: a.ifname });
-    }
+    if (families.has(4)) podOps.push({ op: "neigh-add", ip: GATEWAY4, mac: HOST_MAC, dev: a.ifname });
     if (families.has(6)) podOps.push({ op: "neigh-add", ip: GATEWAY6, mac: HOST_MAC, dev: a.ifname });
   }
   for (const family of [4, 6] as const) {
@@ -197,7 +209,19 @@ export function planAttachment(a: AttachInput): AttachPlan {
     else delete route.gw;
     addRoute(route);
   }
-  for (const r of routes) podOps.push({ op: "route-add", dst: r.dst, dev: a.ifname, ...(r.gw ? { via: r.gw } : {}) });
+  const routeOps: number[] = [];
+  for (const r of routes) {
+    const metric = r.priority ?? a.routeMetric;
+    if (metric !== undefined) r.priority = metric;
+    routeOps.push(podOps.length);
+    podOps.push({
+      op: "route-add", dst: r.dst, dev: a.ifname,
+      ...(r.gw ? { via: r.gw } : {}),
+      ...(a.mode === "routed" && r.gw && !r.dst.includes(":") ? { onlink: true } : {}),
+      ...(metric !== undefined ? { metric } : {}),
+      ...(isDefault(r.dst) && metric === undefined ? { skipIfExists: true } : {}),
+    });
+  }
 
   const interfaces: Interface[] = [];
   if (a.mode === "bridge") interfaces.push({ name: a.bridge });
@@ -218,7 +242,24 @@ export function planAttachment(a: AttachInput): AttachPlan {
     hostLines: hostOps.map(renderIpLine),
     podLines: podOps.map(renderIpLine),
     forwarding: [...families].sort(),
+    routeOps,
     result,
+  };
+}
+
+/**
+ * The plan as the kernel carried it out, given the pod operations it skipped (`skipIfExists`
+ * routes another interface of the pod already holds): those routes leave the result, so that ADD
+ * reports exactly what it made and CHECK looks for nothing else. Also returns them, for the log.
+ */
+export function asCarriedOut(plan: AttachPlan, skippedPodOps: readonly number[]): { plan: AttachPlan; leftOut: Route[] } {
+  const skipped = new Set(skippedPodOps);
+  const routes = plan.result.routes ?? [];
+  const made = routes.flatMap((r, i) => (skipped.has(plan.routeOps[i]!) ? [] : [{ r, op: plan.routeOps[i]! }]));
+  if (made.length === routes.length) return { plan, leftOut: [] };
+  return {
+    plan: { ...plan, routeOps: made.map((m) => m.op), result: { ...plan.result, routes: made.map((m) => m.r) } },
+    leftOut: routes.filter((_, i) => skipped.has(plan.routeOps[i]!)),
   };
 }
 

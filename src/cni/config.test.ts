@@ -45,6 +45,21 @@ describe("parsePluginConfig", () => {
     assertInvalid({ ...base, logFile: "trellis.log" }, "logFile", "absolute");
   });
 
+  it("keeps routeMetric, 0 included (a metric, not 'unset')", () => {
+    assert.equal(parsePluginConfig({ ...base, routeMetric: 100 }).routeMetric, 100);
+    assert.equal(parsePluginConfig({ ...base, routeMetric: 0 }).routeMetric, 0);
+    assert.equal(parsePluginConfig({ ...base, routeMetric: 4294967295 }).routeMetric, 4294967295);
+    assert.equal("routeMetric" in parsePluginConfig(base), false);
+  });
+
+  it("rejects a routeMetric that is not a 32-bit unsigned integer, naming field and value", () => {
+    assertInvalid({ ...base, routeMetric: -1 }, "routeMetric", "-1", "between 0 and 4294967295");
+    assertInvalid({ ...base, routeMetric: 1.5 }, "routeMetric", "1.5");
+    assertInvalid({ ...base, routeMetric: "100" }, "routeMetric", '"100"');
+    assertInvalid({ ...base, routeMetric: 4294967296 }, "routeMetric", "4294967296");
+    assertInvalid({ ...base, routeMetric: null }, "routeMetric", "null");
+  });
+
   it("requires an ipam section naming a plugin binary", () => {
     assertInvalid({}, "ipam", "required");
     assertInvalid({ ipam: {} }, "ipam.type");

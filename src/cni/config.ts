@@ -21,6 +21,12 @@ export interface PluginConfig {
   logFile?: string;
   /** The agent's socket that executables forward calls to; "" = never forward (wire.ts). */
   agentSocket?: string;
+  /**
+   * Metric of every route this attachment gives the pod (an IPAM route's own `priority` wins).
+   * Set, the default route is always made, beside another interface's of another metric; unset,
+   * a default route another interface of the pod already holds is left out (attachment.ts).
+   */
+  routeMetric?: number;
 }
 
 export const DEFAULT_BRIDGE = "trellis0";
@@ -39,8 +45,11 @@ export const PLUGIN_CONFIG_SHAPE = obj({
   ipMasq: leaf, disableCheck: leaf, disableGC: leaf, ipam: leaf,
   "cni.dev/valid-attachments": leaf, "cni.dev/attachments": leaf,
   dns: obj({ nameservers: list(leaf), domain: leaf, search: list(leaf), options: list(leaf) }),
-  mode: leaf, mtu: leaf, bridge: leaf, hairpinMode: leaf, logFile: leaf, agentSocket: leaf,
+  mode: leaf, mtu: leaf, bridge: leaf, hairpinMode: leaf, logFile: leaf, agentSocket: leaf, routeMetric: leaf,
 });
+
+/** Largest route metric the kernel takes (RTA_PRIORITY is a u32). */
+export const MAX_ROUTE_METRIC = 0xffffffff;
 
 export function parsePluginConfig(c: Record<string, unknown>): PluginConfig {
   rejectUnknownFields(c, PLUGIN_CONFIG_SHAPE, (m) => new CniError(ErrorCode.InvalidNetworkConfig, `invalid config: ${m}`));
@@ -86,6 +95,12 @@ export function parsePluginConfig(c: Record<string, unknown>): PluginConfig {
       throw invalid("agentSocket", c.agentSocket, "must be an absolute path, or \"\" to never forward calls to the agent");
     }
     out.agentSocket = c.agentSocket;
+  }
+  if (c.routeMetric !== undefined) {
+    if (typeof c.routeMetric !== "number" || !Number.isInteger(c.routeMetric) || c.routeMetric < 0 || c.routeMetric > MAX_ROUTE_METRIC) {
+      throw invalid("routeMetric", c.routeMetric, `must be an integer between 0 and ${MAX_ROUTE_METRIC}`);
+    }
+    out.routeMetric = c.routeMetric;
   }
   return out;
 }

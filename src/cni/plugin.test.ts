@@ -27,13 +27,13 @@ class LoggingKernel extends FakePodKernel {
   constructor(private readonly events: string[]) {
     super();
   }
-  override hostApply(ops: readonly NetOp[]): void {
+  override hostApply(ops: readonly NetOp[]): number[] {
     this.events.push("host batch");
-    super.hostApply(ops);
+    return super.hostApply(ops);
   }
-  override podApply(netns: string, ops: readonly NetOp[]): void {
+  override podApply(netns: string, ops: readonly NetOp[]): number[] {
     this.events.push(`pod batch ${netns}`);
-    super.podApply(netns, ops);
+    return super.podApply(netns, ops);
   }
   override deleteLink(name: string): boolean {
     this.events.push(`delete ${name}`);
@@ -306,7 +306,7 @@ describe("trellis plugin", () => {
     it("fails with code 103 when the pod's default route is gone", () => {
       const req = addThenCheckRequest();
       assert.ok(kernel.removeRoute("0.0.0.0/0", NS));
-      assertCniError(() => plugin.check(req), ErrorCode.CheckFailed, `route 0.0.0.0/0 via 169.254.1.1 missing in ${NS}`);
+      assertCniError(() => plugin.check(req), ErrorCode.CheckFailed, `route 0.0.0.0/0 via 169.254.1.1 dev eth0 missing in ${NS}`);
     });
 
     it("fails with code 103 when the pod interface is gone", () => {
@@ -317,6 +317,76 @@ describe("trellis plugin", () => {
 
     it("requires a prevResult (code 7)", () => {
       assertCniError(() => plugin.check(request("CHECK")), ErrorCode.InvalidNetworkConfig, "prevResult");
+    });
+  });
+
+  describe("a pod on two networks: eth0 (net1) then eth1 (net2), each its own ADD", () => {
+    const NET2 = { ...CONFIG, name: "net2", ipam: { type: "trellis-ipam", subnet: "10.2.0.0/24" } };
+    const SECOND: Result = { cniVersion: "1.1.0", ips: [{ address: "10.2.0.7/24", gateway: "10.2.0.1" }], routes: [{ dst: "10.2.0.0/16" }] };
+    const HOST1 = podHostIfName("ctr1", "eth1");
+    const eth1 = { CNI_IFNAME: "eth1" };
+    const defaults = (): Array<{ dev?: string; metric?: number }> =>
+      kernel.readRoutes(["0.0.0.0/0"], NS)[0]!.map((r) => ({ dev: r.dev, ...(r.metric !== undefined ? { metric: r.metric } : {}) }));
+
+    function addBoth(net2: Record<string, unknown> = NET2): { first: Result; second: Result } {
+      const first = plugin.add(request("ADD"));
+      ipam.addResult = SECOND;
+      const second = plugin.add(request("ADD", net2, eth1));
+      return { first, second };
+    }
+    const checkOf = (config: Record<string, unknown>, result: Result, env: Record<string, string> = {}): CniRequest =>
+      request("CHECK", { ...config, prevResult: resultForVersion(result, "1.1.0") }, env);
+
+    it("both attach; the default route stays with eth0 and is left out of eth1's result, which says so in the log", () => {
+      const { first, second } = addBoth();
+      assert.deepEqual(first.routes, [{ dst: "0.0.0.0/0", gw: "169.254.1.1" }]);
+      assert.deepEqual(second.routes, [{ dst: "10.2.0.0/16", gw: "169.254.1.1" }], "exactly the routes that were made");
+      assert.deepEqual(defaults(), [{ dev: "eth0" }], "one default route in the pod");
+      assert.deepEqual(kernel.readRoutes(["10.2.0.0/16"], NS)[0]!.map((r) => r.dev), ["eth1"]);
+      assert.deepEqual(kernel.readLink("eth1", NS)?.addresses, [{ address: "10.2.0.7", prefix: 32 }]);
+      assert.ok(logs.some((l) => /ctr1\/eth1: route 0\.0\.0\.0\/0 left out/.test(l)), logs.join("\n"));
+    });
+
+    it("CHECK passes for each attachment; eth1's fails when its own route is gone, even though eth0 has one like it", () => {
+      const { first, second } = addBoth();
+      plugin.check(checkOf(CONFIG, first));
+      plugin.check(checkOf(NET2, second, eth1));
+      assert.ok(kernel.removeRoute("10.2.0.0/16", NS, "eth1"));
+      assertCniError(() => plugin.check(checkOf(NET2, second, eth1)), ErrorCode.CheckFailed, `route 10.2.0.0/16 via 169.254.1.1 dev eth1 missing in ${NS}`);
+    });
+
+    it("DEL of eth0 leaves eth1 whole (interface, address, routes, host veth and its /32), and eth1's CHECK still passes", () => {
+      const { second } = addBoth();
+      plugin.del(request("DEL"));
+      plugin.del(request("DEL"));
+      assert.equal(kernel.hasLink("eth0", NS), false);
+      assert.equal(kernel.hasLink(HOST1), true);
+      assert.deepEqual(kernel.readRoutes(["10.2.0.7/32"])[0]!.map((r) => r.dev), [HOST1]);
+      assert.deepEqual(kernel.readLink("eth1", NS)?.addresses, [{ address: "10.2.0.7", prefix: 32 }]);
+      plugin.check(checkOf(NET2, second, eth1));
+      assert.deepEqual(defaults(), [], "eth1 does not take the default route over: it never had it");
+    });
+
+    it("with routeMetric on net2: both default routes, eth1's with that metric, both reported and checked", () => {
+      const net2 = { ...NET2, routeMetric: 100 };
+      const { first, second } = addBoth(net2);
+      assert.deepEqual(second.routes, [{ dst: "0.0.0.0/0", gw: "169.254.1.1", priority: 100 }, { dst: "10.2.0.0/16", gw: "169.254.1.1", priority: 100 }]);
+      assert.deepEqual(defaults(), [{ dev: "eth0" }, { dev: "eth1", metric: 100 }]);
+      plugin.check(checkOf(CONFIG, first));
+      plugin.check(checkOf(net2, second, eth1));
+      assert.ok(kernel.removeRoute("0.0.0.0/0", NS, "eth1"));
+      assertCniError(() => plugin.check(checkOf(net2, second, eth1)), ErrorCode.CheckFailed, "route 0.0.0.0/0 via 169.254.1.1 dev eth1 metric 100 missing");
+    });
+
+    it("a routeMetric equal to the other interface's default route's is refused with code 100, saying why, and rolled back", () => {
+      plugin.add(request("ADD"));
+      ipam.addResult = SECOND;
+      events.length = 0;
+      assertCniError(() => plugin.add(request("ADD", { ...NET2, routeMetric: 0 }, eth1)), ErrorCode.KernelFailure,
+        "cannot configure eth1", "already has a route 0.0.0.0/0 of metric 0", "another routeMetric");
+      assert.equal(kernel.hasLink(HOST1), false, "the veth is gone");
+      assert.deepEqual(events.slice(-2), [`delete ${HOST1}`, "ipam DEL ctr1/eth1"]);
+      assert.deepEqual(defaults(), [{ dev: "eth0" }], "eth0 keeps its default route");
     });
   });
 

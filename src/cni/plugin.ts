@@ -9,7 +9,7 @@ import type { PodKernel } from "../kernel/pod.js";
 import { parseSubnetFile, type SubnetFile } from "../ipam/config.js";
 import { ipamAdd, ipamCheck, ipamDel, ipamGc, ipamStatus, type IpamDeps } from "../ipam/plugin.js";
 import { attachmentKey, validAttachments } from "./attachments.js";
-import { parseHostIfAlias, planAttachment, podHostIfName, sameDst, type AttachPlan } from "./attachment.js";
+import { asCarriedOut, parseHostIfAlias, planAttachment, podHostIfName, sameDst, type AttachPlan } from "./attachment.js";
 import { parsePluginConfig, type PluginConfig } from "./config.js";
 import { findPlugin, runDelegate } from "./delegate.js";
 import { CniError, ErrorCode } from "./errors.js";
@@ -91,6 +91,19 @@ export function defaultIpamFor(deps: PluginDeps): (req: CniRequest, cfg: PluginC
 const kernelFailure = (what: string, e: unknown): CniError =>
   e instanceof CniError ? e : new CniError(ErrorCode.KernelFailure, `${what}: ${(e as Error).message}`, "", { cause: e });
 
+/** The pod side's error; a route that is already there is most likely another attachment's. */
+function podFailure(req: CniRequest, plan: AttachPlan, e: unknown): CniError {
+  const line = e instanceof KernelError && e.exists ? e.failedBatchLine : undefined;
+  const op = line !== undefined ? plan.podOps[line - 1] : undefined;
+  if (op?.op === "route-add") {
+    const metric = op.metric !== undefined ? ` of metric ${op.metric}` : "";
+    return new CniError(ErrorCode.KernelFailure,
+      `cannot configure ${req.ifname} in ${req.netns}: the pod already has a route ${op.dst}${metric} (another attachment's?); give this network another routeMetric`,
+      (e as Error).message, { cause: e });
+  }
+  return kernelFailure(`cannot configure ${req.ifname} in ${req.netns}`, e);
+}
+
 function checkNetns(kernel: PodKernel, netns: string): void {
   const state = kernel.netnsState(netns);
   if (state === "ok") return;
@@ -153,7 +166,7 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
     const input = {
       mode: cfg.mode, network: req.name, containerId: req.containerId, ifname: req.ifname, netns: req.netns, mtu,
       bridge: cfg.bridge, hairpinMode: cfg.hairpinMode, bridgeExists: cfg.mode === "bridge" && kernel.linkExists(cfg.bridge),
-      ipam, dns: cfg.dns,
+      ipam, dns: cfg.dns, routeMetric: cfg.routeMetric,
     };
     let plan = planAttachment(input);
     for (const f of plan.forwarding) kernel.ensureSysctl(f === 4 ? "net.ipv4.ip_forward" : "net.ipv6.conf.all.forwarding", "1");
@@ -191,13 +204,18 @@ export function trellisHandlers(deps: PluginDeps): PluginHandlers {
         hostFailed(plan, e2);
       }
     }
+    let skipped: number[];
     try {
-      kernel.podApply(req.netns, plan.podOps);
+      skipped = kernel.podApply(req.netns, plan.podOps);
     } catch (e) {
       deleteQuietly(plan.hostIf);
-      throw kernelFailure(`cannot configure ${req.ifname} in ${req.netns}`, e);
+      throw podFailure(req, plan, e);
     }
-    return plan;
+    const done = asCarriedOut(plan, skipped);
+    for (const r of done.leftOut) {
+      deps.log(`ADD ${req.containerId}/${req.ifname}: route ${r.dst} left out: the pod already has one (another interface's); set routeMetric to add it beside that one`);
+    }
+    return done.plan;
   }
 
   function deleteQuietly(name: string): void {
@@ -334,11 +352,21 @@ function checkAttachment(kernel: PodKernel, req: CniRequest, cfg: PluginConfig, 
       throw checkFailed(`address ${ip.address} missing on ${req.ifname} in ${req.netns}`);
     }
   }
+  // A route via this interface's gateway must leave through this interface: the pod's other
+  // attachments may have the same route via the same link-local gateway on their own interface.
+  // A reported priority must be the route's metric. (A chained plugin's route via a gateway of
+  // its own is only looked for by destination and gateway.)
+  const ourGateways = new Set(ips.flatMap((i) => (i.gateway ? [i.gateway] : [])));
   const routes = prev.routes ?? [];
   const found = kernel.readRoutes(routes.map((r) => r.dst), req.netns);
   routes.forEach((r, i) => {
-    const ok = (found[i] ?? []).some((k) => sameDst(k.dst, r.dst) && (!r.gw || k.gateway === r.gw));
-    if (!ok) throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} missing in ${req.netns}`);
+    const dev = r.gw && ourGateways.has(r.gw) ? req.ifname : undefined;
+    const ok = (found[i] ?? []).some((k) => sameDst(k.dst, r.dst) && (!r.gw || k.gateway === r.gw)
+      && (!dev || k.dev === dev) && (r.priority === undefined || (k.metric ?? 0) === r.priority));
+    if (!ok) {
+      const what = `${r.dst}${r.gw ? ` via ${r.gw}` : ""}${dev ? ` dev ${dev}` : ""}${r.priority !== undefined ? ` metric ${r.priority}` : ""}`;
+      throw checkFailed(`route ${what} missing in ${req.netns}`);
+    }
   });
 
   const hostIf = podHostIfName(req.containerId, req.ifname);

@@ -6,6 +6,7 @@
 // its stderr, so messages can say exactly what the kernel refused.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { skippable, type NetOp } from "./ops.js";
 
 export class KernelError extends Error {
   readonly command: string;
@@ -103,10 +104,43 @@ export function ipNetnsArgs(path: string | undefined): { args: string[]; netns?:
   return { args: [], netns: path };
 }
 
-/** Runs `ip -batch -` with the given lines (one `ip` process for many operations). */
-export function ipBatch(lines: readonly string[], opts: { netns?: string; json?: boolean; family?: 4 | 6 } = {}): string {
+/**
+ * Runs `ip -batch -` with the given lines (one `ip` process for many operations). It stops at the
+ * first failing line, unless `force`: then every line runs and each failure is reported on stderr.
+ */
+export function ipBatch(lines: readonly string[], opts: { netns?: string; json?: boolean; family?: 4 | 6; force?: boolean } = {}): string {
   if (lines.length === 0) return "";
   const ns = ipNetnsArgs(opts.netns);
-  const args = [...ns.args, ...(opts.json ? ["-j"] : []), ...(opts.family ? [`-${opts.family}`] : []), "-batch", "-"];
+  const args = [...ns.args, ...(opts.json ? ["-j"] : []), ...(opts.family ? [`-${opts.family}`] : []), ...(opts.force ? ["-force"] : []), "-batch", "-"];
   return run("ip", args, { netns: ns.netns, input: lines.join("\n") + "\n" }).stdout;
+}
+
+/** Each failed line (1-based) of an `ip -force -batch`, with what `ip` printed about it just before. */
+export function batchFailures(stderr: string): Array<{ line: number; message: string }> {
+  const out: Array<{ line: number; message: string }> = [];
+  let said: string[] = [];
+  for (const text of stderr.split("\n")) {
+    const m = /^Command failed -:(\d+)$/.exec(text.trim());
+    if (m) {
+      out.push({ line: Number(m[1]), message: said.join("\n") });
+      said = [];
+    } else if (text.trim() !== "") {
+      said.push(text.trim());
+    }
+  }
+  return out;
+}
+
+/**
+ * Reads the error of an `ip -force -batch` of `ops`: when the only failures are `skipIfExists`
+ * operations that found their object already there ("File exists"), returns their 0-based
+ * indexes; otherwise throws a KernelError for the first other failure, naming its line, as a batch
+ * without -force would have.
+ */
+export function skippedInForcedBatch(ops: readonly NetOp[], e: KernelError): number[] {
+  const failures = batchFailures(e.stderr);
+  if (failures.length === 0) throw e;
+  const real = failures.find((f) => !(ops[f.line - 1] && skippable(ops[f.line - 1]!) && /File exists/i.test(f.message)));
+  if (real) throw new KernelError(e.command, e.exitCode, `${real.message}\nCommand failed -:${real.line}\n`, e.stdout, real.line);
+  return failures.map((f) => f.line - 1);
 }

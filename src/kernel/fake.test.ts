@@ -66,6 +66,33 @@ describe("FakePodKernel", () => {
     assert.deepEqual(k.readLink("eth0", NS)?.addresses, [{ address: "10.1.0.2", prefix: 32 }]);
   });
 
+  it("keeps the kernel's route rules: one route per destination and metric whatever the device; IPv4 gateways reachable or onlink", () => {
+    const k = kernelWithPod();
+    k.hostBatch([`link add trl0 type veth peer name eth0 netns ${NS}`, `link add trl1 type veth peer name eth1 netns ${NS}`]);
+    k.podBatch(NS, ["addr add 10.1.0.2/32 dev eth0", "route add 0.0.0.0/0 via 169.254.1.1 dev eth0 onlink"]);
+    assert.throws(() => k.podBatch(NS, ["route add 0.0.0.0/0 via 169.254.1.1 dev eth1 onlink"]), (e: unknown) => e instanceof KernelError && e.exists);
+    assert.throws(() => k.podBatch(NS, ["route add 10.9.0.0/16 via 169.254.1.1 dev eth1"]), /Nexthop has invalid gateway/);
+    k.podBatch(NS, ["route add 0.0.0.0/0 via 169.254.1.1 dev eth1 onlink metric 100", "route add ::/0 via fe80::1 dev eth1"]);
+    assert.deepEqual(k.readRoutes(["0.0.0.0/0", "::/0"], NS), [
+      [{ dst: "default", gateway: "169.254.1.1", dev: "eth0" }, { dst: "default", gateway: "169.254.1.1", dev: "eth1", metric: 100 }],
+      [{ dst: "default", gateway: "fe80::1", dev: "eth1", metric: 1024 }],
+    ]);
+  });
+
+  it("leaves out an operation marked skipIfExists whose route is there, reports it, and goes on with the batch", () => {
+    const k = kernelWithPod();
+    k.hostBatch([`link add trl0 type veth peer name eth0 netns ${NS}`, `link add trl1 type veth peer name eth1 netns ${NS}`]);
+    k.podApply(NS, [{ op: "route-add", dst: "0.0.0.0/0", dev: "eth0", via: "169.254.1.1", onlink: true, skipIfExists: true }]);
+    const skipped = k.podApply(NS, [
+      { op: "route-add", dst: "0.0.0.0/0", dev: "eth1", via: "169.254.1.1", onlink: true, skipIfExists: true },
+      { op: "route-add", dst: "10.2.0.0/16", dev: "eth1", via: "169.254.1.1", onlink: true },
+    ]);
+    assert.deepEqual(skipped, [0]);
+    assert.deepEqual(k.readRoutes(["10.2.0.0/16"], NS)[0]!.map((r) => r.dev), ["eth1"]);
+    assert.throws(() => k.podApply(NS, [{ op: "route-add", dst: "10.2.0.0/16", dev: "eth0", via: "169.254.1.1", onlink: true }]),
+      (e: unknown) => e instanceof KernelError && e.failedBatchLine === 1, "without the mark, EEXIST fails the batch");
+  });
+
   it("lists host veths with their alias, not bridges or pod-side links", () => {
     const k = kernelWithPod();
     k.hostBatch([`link add trl1 type veth peer name eth0 netns ${NS}`, "link set trl1 alias trellis/net1/c/eth0", "link add br0 type bridge"]);

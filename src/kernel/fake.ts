@@ -1,14 +1,20 @@
 // An in-memory PodKernel for unit tests: no processes, no root.
 //
 // It records every batch it is given and keeps a small model of what those batches made (links
-// with their alias, master, MAC, MTU and addresses; routes), read back through the same
-// interface the plugin uses for CHECK and GC. It understands the `ip -batch` lines that
-// cni/attachment.ts writes, not iproute2 in general. Like `ip -batch` without `-force`, a batch
-// stops at the first failing line and reports it as "Command failed -:N" on stderr; tests can
-// also make a given batch fail at a given line with failNext(). Pod namespaces exist only once
+// with their alias, master, MAC, MTU and addresses; routes with their gateway, device and metric),
+// read back through the same interface the plugin uses for CHECK and GC. It understands the
+// `ip -batch` lines that cni/attachment.ts writes, not iproute2 in general, and keeps the kernel's
+// rules that matter to them: a route is refused with "File exists" when one of the same
+// destination and metric is there (whatever its device), and an IPv4 gateway must be reachable
+// on the device (an address or link route covering it) unless the route is `onlink`. Like
+// `ip -batch` without `-force`, a batch stops at the first failing line and reports it as
+// "Command failed -:N" on stderr, except that an operation marked `skipIfExists` which finds its
+// route there is left out and reported by hostApply/podApply; tests can also make a given batch
+// fail at a given line with failNext(). Pod namespaces exist only once
 // addNetns() made them, so a test can also play "the namespace is gone".
+import { cidrContains, cidrOf, parseIp, parseIpWithPrefix } from "../model/ip.js";
 import { KernelError } from "./exec.js";
-import { renderIpLine, type NetOp } from "./ops.js";
+import { renderIpLine, skippable, type NetOp } from "./ops.js";
 import type { LinkInfo, NetnsState, PodKernel, RouteInfo } from "./pod.js";
 
 /** Where a batch ran: the host, or the pod namespace at this path. */
@@ -28,6 +34,8 @@ interface FakeLink extends LinkInfo {
 
 interface FakeRoute extends RouteInfo {
   dst: string;
+  /** `ip route` keeps a table per family; "default" is spelt the same in both. */
+  family: 4 | 6;
 }
 
 interface Failure {
@@ -43,6 +51,8 @@ const isHostRoute = (dst: string): boolean => dst.endsWith("/32") || dst.endsWit
 /** How `ip -j route` prints a destination: "default", a bare host address, or a prefix. */
 const kernelDst = (dst: string): string =>
   dst === "0.0.0.0/0" || dst === "::/0" ? "default" : isHostRoute(dst) ? dst.slice(0, dst.lastIndexOf("/")) : dst;
+const familyOf = (cniDst: string): 4 | 6 => (cniDst.includes(":") ? 6 : 4);
+const routeInfo = ({ family: _family, ...r }: FakeRoute): RouteInfo => r;
 const batchError = (line: number, stderr: string): KernelError =>
   new KernelError("ip -batch -", 1, `${stderr}\nCommand failed -:${line}\n`);
 
@@ -91,10 +101,13 @@ export class FakePodKernel implements PodKernel {
     this.linksIn(netns).set(link.name, { addresses: [], ...link });
   }
 
-  /** Removes a route as if someone had deleted it; `dst` as CNI spells it ("0.0.0.0/0", "10.1.0.2/32"). */
-  removeRoute(dst: string, netns?: string): boolean {
+  /**
+   * Removes a route as if someone had deleted it; `dst` as CNI spells it ("0.0.0.0/0", "10.1.0.2/32").
+   * With `dev`, only the route(s) of that destination on that device.
+   */
+  removeRoute(dst: string, netns?: string, dev?: string): boolean {
     const table = this.routes.get(netns ?? HOST) ?? [];
-    const kept = table.filter((r) => r.dst !== kernelDst(dst));
+    const kept = table.filter((r) => r.dst !== kernelDst(dst) || r.family !== familyOf(dst) || (dev !== undefined && r.dev !== dev));
     this.routes.set(netns ?? HOST, kept);
     return kept.length !== table.length;
   }
@@ -104,16 +117,16 @@ export class FakePodKernel implements PodKernel {
   }
 
   /** The routes of a namespace (host when netns is undefined), destinations spelled as `ip` does. */
-  routeTable(netns?: string): FakeRoute[] {
-    return [...(this.routes.get(netns ?? HOST) ?? [])];
+  routeTable(netns?: string): RouteInfo[] {
+    return (this.routes.get(netns ?? HOST) ?? []).map(routeInfo);
   }
 
-  hostApply(ops: readonly NetOp[]): void {
-    this.hostBatch(ops.map(renderIpLine));
+  hostApply(ops: readonly NetOp[]): number[] {
+    return this.runBatch("host", undefined, ops.map(renderIpLine), skippableLines(ops));
   }
 
-  podApply(netns: string, ops: readonly NetOp[]): void {
-    this.podBatch(netns, ops.map(renderIpLine));
+  podApply(netns: string, ops: readonly NetOp[]): number[] {
+    return this.podBatch(netns, ops.map(renderIpLine), skippableLines(ops));
   }
 
   /** The fake works on `ip -batch` lines (ops.ts defines each operation by its line). */
@@ -121,11 +134,12 @@ export class FakePodKernel implements PodKernel {
     this.runBatch("host", undefined, lines);
   }
 
-  podBatch(netns: string, lines: readonly string[]): void {
+  /** Returns the 0-based indexes of the lines in `skippable` that found their route there. */
+  podBatch(netns: string, lines: readonly string[], skippable: ReadonlySet<number> = new Set()): number[] {
     if (!this.links.has(netns)) {
       throw new KernelError(`nsenter --net=${netns} ip -batch -`, 1, `nsenter: cannot open ${netns}: No such file or directory`);
     }
-    this.runBatch("pod", netns, lines);
+    return this.runBatch("pod", netns, lines, skippable);
   }
 
   linkExists(name: string): boolean {
@@ -154,7 +168,7 @@ export class FakePodKernel implements PodKernel {
 
   readRoutes(dsts: readonly string[], netns?: string): RouteInfo[][] {
     const table = this.routes.get(netns ?? HOST) ?? [];
-    return dsts.map((d) => table.filter((r) => r.dst === kernelDst(d)).map((r) => ({ ...r })));
+    return dsts.map((d) => table.filter((r) => r.dst === kernelDst(d) && r.family === familyOf(d)).map(routeInfo));
   }
 
   ensureSysctl(key: string, value: string): void {
@@ -181,7 +195,7 @@ export class FakePodKernel implements PodKernel {
     this.routes.set(key, (this.routes.get(key) ?? []).filter((r) => r.dev !== name));
   }
 
-  private runBatch(side: Side, netns: string | undefined, lines: readonly string[]): void {
+  private runBatch(side: Side, netns: string | undefined, lines: readonly string[], skippable: ReadonlySet<number> = new Set()): number[] {
     this.batches.push(netns === undefined ? { side, lines: [...lines] } : { side, netns, lines: [...lines] });
     let failure: Failure | undefined;
     for (const f of this.failures) {
@@ -190,16 +204,32 @@ export class FakePodKernel implements PodKernel {
       else failure ??= f;
     }
     if (failure) this.failures.splice(this.failures.indexOf(failure), 1);
+    const skipped: number[] = [];
     lines.forEach((line, i) => {
       if (failure && failure.line === i + 1) throw batchError(i + 1, failure.stderr);
       const why = this.apply(line, netns);
-      if (why) throw batchError(i + 1, why);
+      if (why && skippable.has(i) && /File exists/.test(why)) skipped.push(i);
+      else if (why) throw batchError(i + 1, why);
     });
+    return skipped;
+  }
+
+  /** Whether an IPv4 gateway is on `dev`'s link: an address of `dev`, or a route without gateway on `dev`, covers it. */
+  private reachable(gateway: string, dev: string | undefined, netns: string | undefined): boolean {
+    const gw = parseIp(gateway);
+    const link = dev ? this.linksIn(netns).get(dev) : undefined;
+    if (!gw || !link) return false;
+    const covers = (cidr: string): boolean => {
+      const p = parseIpWithPrefix(cidr.includes("/") ? cidr : `${cidr}/32`);
+      return !!p && cidrContains(cidrOf(p.ip, p.prefix), gw);
+    };
+    return link.addresses.some((a) => covers(`${a.address}/${a.prefix}`))
+      || (this.routes.get(netns ?? HOST) ?? []).some((r) => r.dev === dev && !r.gateway && r.dst !== "default" && covers(r.dst));
   }
 
   /** Applies one line; returns ip's complaint when it would fail. */
   private apply(line: string, netns: string | undefined): string | undefined {
-    const t = line.split(/\s+/);
+    const t = line.replace(/#.*$/, "").trim().split(/\s+/);
     const links = this.linksIn(netns);
     const opt = (words: string[], key: string): string | undefined => {
       const i = words.indexOf(key);
@@ -264,12 +294,19 @@ export class FakePodKernel implements PodKernel {
       if (dev && !links.has(dev)) return noDevice(dev);
       const key = netns ?? HOST;
       const table = this.routes.get(key) ?? [];
-      const dst = kernelDst(t[2]!.includes("/") || t[2] === "default" ? t[2]! : `${t[2]}/${t[2]!.includes(":") ? 128 : 32}`);
-      if (table.some((r) => r.dst === dst)) return "RTNETLINK answers: File exists";
-      const route: FakeRoute = { dst };
+      const v6 = t[2]!.includes(":");
+      const dst = kernelDst(t[2]!.includes("/") || t[2] === "default" ? t[2]! : `${t[2]}/${v6 ? 128 : 32}`);
+      const given = opt(t, "metric");
+      // `ip -j route` leaves out an IPv4 metric of 0 and always shows IPv6's (default 1024).
+      const metric = given !== undefined ? Number(given) : v6 ? 1024 : undefined;
+      const family = v6 ? 6 : 4;
+      if (table.some((r) => r.dst === dst && r.family === family && (r.metric ?? 0) === (metric ?? 0))) return "RTNETLINK answers: File exists";
       const via = opt(t, "via");
+      if (via && !v6 && !t.includes("onlink") && !this.reachable(via, dev, netns)) return "Error: Nexthop has invalid gateway.";
+      const route: FakeRoute = { dst, family };
       if (via) route.gateway = via;
       if (dev) route.dev = dev;
+      if (metric) route.metric = metric;
       table.push(route);
       this.routes.set(key, table);
       return undefined;
@@ -280,6 +317,10 @@ export class FakePodKernel implements PodKernel {
     }
     return `Object "${t[0]}" is unknown, try "ip help".`;
   }
+}
+
+function skippableLines(ops: readonly NetOp[]): Set<number> {
+  return new Set(ops.flatMap((o, i) => (skippable(o) ? [i] : [])));
 }
 
 function copyLink(l: FakeLink): LinkInfo {

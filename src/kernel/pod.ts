@@ -1,8 +1,8 @@
 // Kernel operations the CNI plugin needs, behind one small interface (real + fake).
 import * as fs from "node:fs";
-import { ipBatch, ipNetnsArgs, KernelError, run } from "./exec.js";
+import { ipBatch, ipNetnsArgs, KernelError, run, skippedInForcedBatch } from "./exec.js";
 import { applyNetlink, deleteLinkNetlink, netlinkAvailable } from "./netlink/apply.js";
-import { renderIpLine, type NetOp } from "./ops.js";
+import { renderIpLine, skippable, type NetOp } from "./ops.js";
 
 export interface LinkInfo {
   name: string;
@@ -18,15 +18,21 @@ export interface RouteInfo {
   dst: string;
   gateway?: string;
   dev?: string;
+  /** As `ip -j route` prints it: absent for an IPv4 route of metric 0. */
+  metric?: number;
 }
 
 export type NetnsState = "ok" | "missing" | "self" | "not-a-netns";
 
 export interface PodKernel {
-  /** Carries out operations in the plugin's own (host) namespace, in order, stopping at the first failure. */
-  hostApply(ops: readonly NetOp[]): void;
+  /**
+   * Carries out operations in the plugin's own (host) namespace, in order, stopping at the first
+   * failure. Returns the 0-based indexes of the `skipIfExists` operations left out because the
+   * kernel already had their object (ops.ts).
+   */
+  hostApply(ops: readonly NetOp[]): number[];
   /** The same inside the pod namespace at `netns` (a path). */
-  podApply(netns: string, ops: readonly NetOp[]): void;
+  podApply(netns: string, ops: readonly NetOp[]): number[];
   /** Whether a link of that name exists in the host namespace (no process started). */
   linkExists(name: string): boolean;
   /** Deletes a host link; false if it did not exist. */
@@ -65,15 +71,34 @@ const toLinkInfo = (j: IpLinkJson): LinkInfo => {
 const NSFS_MAGIC = 0x6e736673;
 const PROC_MAGIC = 0x9fa0;
 
+/**
+ * The iproute2 form of applyNetlink: one `ip -batch`. A batch with an operation the kernel may
+ * leave out runs with `-force`, so that the lines after an EEXIST still run; any other failure is
+ * then reported for its line as without -force (the lines after it have run too, which is harmless
+ * where such operations are used: the pod side, on an interface a failed ADD deletes).
+ */
+function applyIpBatch(ops: readonly NetOp[], netns?: string): number[] {
+  const lines = ops.map(renderIpLine);
+  if (!ops.some(skippable)) {
+    ipBatch(lines, { netns });
+    return [];
+  }
+  try {
+    ipBatch(lines, { netns, force: true });
+    return [];
+  } catch (e) {
+    if (!(e instanceof KernelError)) throw e;
+    return skippedInForcedBatch(ops, e);
+  }
+}
+
 export class RealPodKernel implements PodKernel {
-  hostApply(ops: readonly NetOp[]): void {
-    if (netlinkAvailable()) applyNetlink(ops);
-    else ipBatch(ops.map(renderIpLine));
+  hostApply(ops: readonly NetOp[]): number[] {
+    return netlinkAvailable() ? applyNetlink(ops) : applyIpBatch(ops);
   }
 
-  podApply(netns: string, ops: readonly NetOp[]): void {
-    if (netlinkAvailable()) applyNetlink(ops, netns);
-    else ipBatch(ops.map(renderIpLine), { netns });
+  podApply(netns: string, ops: readonly NetOp[]): number[] {
+    return netlinkAvailable() ? applyNetlink(ops, netns) : applyIpBatch(ops, netns);
   }
 
   linkExists(name: string): boolean {

@@ -85,7 +85,7 @@ const KINDS: Kind[] = [
     name: "CNI plugin config", shape: PLUGIN_CONFIG_SHAPE, parse: (d) => parsePluginConfig(d),
     example: {
       cniVersion: "1.1.0", name: "net", type: "trellis", mode: "routed", mtu: 1400, bridge: "trellis0", hairpinMode: true, logFile: "/tmp/x.log",
-      agentSocket: "", ipam: { type: "trellis-ipam" }, dns: { nameservers: ["10.96.0.10"], domain: "cluster.local", search: ["svc"], options: ["ndots:5"] },
+      agentSocket: "", routeMetric: 100, ipam: { type: "trellis-ipam" }, dns: { nameservers: ["10.96.0.10"], domain: "cluster.local", search: ["svc"], options: ["ndots:5"] },
       runtimeConfig: {}, args: {}, capabilities: {}, ipMasq: false, disableCheck: false, disableGC: false, cniVersions: ["1.1.0"], prevResult: {},
       "cni.dev/valid-attachments": [],
     },

@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import { KernelError } from "../exec.js";
 import { libc as loadLibc, libcAvailable, type Libc } from "../libc.js";
-import { renderIpLine, type NetOp } from "../ops.js";
+import { renderIpLine, skippable, type NetOp } from "../ops.js";
 import * as nl from "./encode.js";
 
 const AF_NETLINK = 16;
@@ -133,9 +133,16 @@ function encode(s: RtSocket, o: NetOp, openFd: (path: string) => number): Buffer
   }
 }
 
-/** Applies `ops` in order in the namespace at `netnsPath` (default: our own); stops at the first failure. */
-export function applyNetlink(ops: readonly NetOp[], netnsPath?: string): void {
-  if (ops.length === 0) return;
+const EEXIST = 17;
+
+/**
+ * Applies `ops` in order in the namespace at `netnsPath` (default: our own); stops at the first
+ * failure. Returns the 0-based indexes of the `skipIfExists` operations the kernel answered with
+ * EEXIST, which are left out rather than failed (ops.ts).
+ */
+export function applyNetlink(ops: readonly NetOp[], netnsPath?: string): number[] {
+  const skipped: number[] = [];
+  if (ops.length === 0) return skipped;
   const s = new RtSocket(loadLibc(), netnsPath);
   const fds: number[] = [];
   const openFd = (p: string): number => {
@@ -148,6 +155,10 @@ export function applyNetlink(ops: readonly NetOp[], netnsPath?: string): void {
       try {
         s.request(encode(s, o, openFd));
       } catch (e) {
+        if (e instanceof NetlinkError && e.errno === EEXIST && skippable(o)) {
+          skipped.push(i);
+          return;
+        }
         const text = e instanceof NetlinkError ? `RTNETLINK answers: ${e.message}` : (e as Error).message;
         const where = netnsPath ? ` (in ${netnsPath})` : "";
         throw new KernelError(`netlink: ${renderIpLine(o)}${where}`, e instanceof NetlinkError ? 2 : 1, text, "", i + 1);
@@ -157,6 +168,7 @@ export function applyNetlink(ops: readonly NetOp[], netnsPath?: string): void {
     for (const fd of fds) fs.closeSync(fd);
     s.close();
   }
+  return skipped;
 }
 
 /** Deletes a link by name in our own namespace; false when there is no such link. */

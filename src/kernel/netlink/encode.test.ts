@@ -64,6 +64,23 @@ describe("rtnetlink encoding", () => {
     assert.equal(nl.routeAdd(3, { dst: "169.254.1.1", index: 9 }).readUInt8(17), 32, "a bare address is a host route");
   });
 
+  test("an onlink route sets RTNH_F_ONLINK in rtm_flags; a metric is RTA_PRIORITY (as `ip route add … onlink metric 100` sends them)", () => {
+    const m = nl.routeAdd(1, { dst: "0.0.0.0/0", index: 3, via: "169.254.1.1", onlink: true, metric: 100 });
+    // Bytes taken from strace of iproute2 6.1 for the same command (seq and the redundant
+    // zero-length RTA_DST it adds for a default route aside).
+    assert.equal(m.subarray(16, 28).toString("hex"), "02000000fe03000104000000", "rtmsg: AF_INET, main table, boot, universe, unicast, flags 4");
+    assert.deepEqual(attrs(m, 28).map(([t, v]) => [t, v.toString("hex")]), [[5, "a9fe0101"], [6, "64000000"], [4, "03000000"]]);
+    assert.equal(m.readUInt16LE(6), nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL, "exclusive: an existing route is EEXIST");
+  });
+
+  test("without onlink and metric: no flag and no RTA_PRIORITY (the kernel's default metric); metric 0 is sent as given", () => {
+    const plain = nl.routeAdd(1, { dst: "10.2.0.0/16", index: 3, via: "169.254.1.1" });
+    assert.equal(plain.readUInt32LE(24), 0, "rtm_flags");
+    assert.equal(attrs(plain, 28).some(([t]) => t === 6), false);
+    const zero = nl.routeAdd(1, { dst: "::/0", index: 3, via: "fe80::1", metric: 0 });
+    assert.equal(attrs(zero, 28).find(([t]) => t === 6)![1].readUInt32LE(0), 0);
+  });
+
   test("IPv6 addresses are 16 bytes and can skip duplicate address detection", () => {
     const m = nl.addrAdd(1, { index: 3, cidr: "fd00::2/128", nodad: true });
     assert.equal(m.readUInt8(16), 10, "AF_INET6");
@@ -100,5 +117,7 @@ describe("rtnetlink encoding", () => {
     assert.throws(() => nl.macBytes("ee:ee"), /invalid MAC/);
     assert.throws(() => nl.routeAdd(1, { dst: "nonsense", index: 1 }), /invalid route destination/);
     assert.throws(() => nl.routeAdd(1, { dst: "0.0.0.0/0", index: 1, via: "fe80::1" }), /invalid gateway/);
+    assert.throws(() => nl.routeAdd(1, { dst: "0.0.0.0/0", index: 1, metric: -1 }), /invalid metric -1/);
+    assert.throws(() => nl.routeAdd(1, { dst: "0.0.0.0/0", index: 1, metric: 2 ** 32 }), /invalid metric/);
   });
 });

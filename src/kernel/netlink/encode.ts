@@ -44,6 +44,9 @@ const IFA_F_NODAD = 0x02;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+/** rtm_flags: the gateway is directly reachable on the output device (`ip route … onlink`). */
+const RTNH_F_ONLINK = 4;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RT_SCOPE_UNIVERSE = 0;
@@ -176,8 +179,14 @@ export function addrAdd(seq: number, o: { index: number; cidr: string; nodad?: b
   return message(RTM_NEWADDR, flags, seq, hdr, attrs);
 }
 
-/** `dst` is a CIDR or a bare address (a host route). */
-export function routeAdd(seq: number, o: { dst: string; index: number; via?: string; proto?: number; scopeLink?: boolean }): Buffer {
+/**
+ * `dst` is a CIDR or a bare address (a host route). Created exclusively (NLM_F_EXCL), as `ip route
+ * add` does: a route with the same destination and metric in the table is EEXIST.
+ */
+export function routeAdd(
+  seq: number,
+  o: { dst: string; index: number; via?: string; onlink?: boolean; metric?: number; proto?: number; scopeLink?: boolean },
+): Buffer {
   const withPrefix = parseIpWithPrefix(o.dst);
   const bare = withPrefix ? undefined : parseIp(o.dst);
   const dst = withPrefix ?? (bare ? { ip: bare, prefix: bare.family === 4 ? 32 : 128 } : undefined);
@@ -189,12 +198,17 @@ export function routeAdd(seq: number, o: { dst: string; index: number; via?: str
   hdr.writeUInt8(o.proto ?? RTPROT_BOOT, 5);
   hdr.writeUInt8(o.scopeLink ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE, 6);
   hdr.writeUInt8(RTN_UNICAST, 7);
+  hdr.writeUInt32LE(o.onlink ? RTNH_F_ONLINK : 0, 8);
   const attrs: Buffer[] = [];
   if (dst.prefix > 0) attrs.push(attr(RTA_DST, ipBytes(dst.ip)));
   if (o.via) {
     const gw = parseIp(o.via);
     if (!gw || gw.family !== dst.ip.family) throw new Error(`invalid gateway "${o.via}" for ${o.dst}`);
     attrs.push(attr(RTA_GATEWAY, ipBytes(gw)));
+  }
+  if (o.metric !== undefined) {
+    if (!Number.isInteger(o.metric) || o.metric < 0 || o.metric > 0xffffffff) throw new Error(`invalid metric ${o.metric} for ${o.dst}`);
+    attrs.push(attr(RTA_PRIORITY, u32(o.metric)));
   }
   attrs.push(attr(RTA_OIF, u32(o.index)));
   return message(RTM_NEWROUTE, CREATE, seq, hdr, attrs);
