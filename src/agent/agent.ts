@@ -65,7 +65,7 @@ export class Agent {
 
   constructor(private readonly o: AgentOptions) {
     this.reconciler = new Reconciler(o.kernel, {
-      resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l), onSync: (r) => this.synced_(r),
+      resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l), onSync: (r) => this.afterSync(r),
     });
     this.local = new LocalEndpoints({ node: o.node, dir: o.endpointDir, log: o.log, signal: o.signal });
     o.signal.addEventListener("abort", () => this.stop(), { once: true });
@@ -369,7 +369,7 @@ export class Agent {
   }
 
   /** After each sync: which peers the kernel now serves, published when that changes. */
-  private synced_(r: { errors: string[]; actual?: ActualDataplane; desired?: Dataplane }): void {
+  private afterSync(r: { errors: string[]; actual?: ActualDataplane; desired?: Dataplane }): void {
     const d = this.desired;
     if (!d || !r.actual || r.desired !== d.dataplane) return;
     // A sync that applied everything without an error leaves the kernel as desired; otherwise
