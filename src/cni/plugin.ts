@@ -94,7 +94,13 @@ const kernelFailure = (what: string, e: unknown): CniError =>
 function checkNetns(kernel: PodKernel, netns: string): void {
   const state = kernel.netnsState(netns);
   if (state === "ok") return;
-  const why = { missing: "does not exist", self: "is the plugin's own network namespace", "not-a-netns": "is not a network namespace" }[state];
+  const why = {
+    missing: "does not exist",
+    inaccessible: "cannot be opened",
+    self: "is the plugin's own network namespace",
+    host: "is the host's initial network namespace",
+    "not-a-netns": "is not a network namespace",
+  }[state];
   throw new CniError(ErrorCode.InvalidNetns, `invalid CNI_NETNS "${netns}": ${why}`);
 }
 
