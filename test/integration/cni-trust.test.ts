@@ -11,7 +11,7 @@
 // - Hostile container ids, interface names and network names never create or remove a file: the
 //   whole directory tree (IPAM data, endpoint spool, and what is around them) is compared.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -177,6 +177,39 @@ describe("the agent's CNI socket as a trust boundary", { skip }, () => {
         nothingAttached();
       } finally {
         await grouped.stop();
+      }
+    });
+  });
+
+  describe("the plugin's side", () => {
+    test("a socket served by another user than root is not trusted: the plugin sends it nothing and does the work itself", async () => {
+      const dir = path.join(root, "impostor");
+      fs.mkdirSync(dir);
+      fs.chmodSync(dir, 0o777);
+      const socketPath = path.join(dir, "cni.sock");
+      // Answers any request with a made-up success, and says on stdout when it gets one.
+      const fake = `const s = require("net").createServer({ allowHalfOpen: true }, (c) => { c.on("data", () => console.log("request")); ` +
+        `c.on("end", () => c.end(JSON.stringify({ v: 1, code: 0, stdout: '{"cniVersion":"1.1.0","made":"up"}', stderr: "" }))); }); ` +
+        `s.listen(${JSON.stringify(socketPath)}, () => { require("fs").chmodSync(${JSON.stringify(socketPath)}, 0o777); console.log("listening"); });`;
+      const child = spawn(NOBODY[0]!, [...NOBODY.slice(1), process.execPath, "-e", fake], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.setEncoding("utf8").on("data", (d: string) => (out += d));
+      const exited = new Promise((r) => child.once("exit", r));
+      try {
+        for (let i = 0; i < 500 && !out.includes("listening"); i++) await new Promise((r) => setTimeout(r, 10));
+        assert.match(out, /listening/);
+        const pod = node.pod("impostor");
+        const id = cid("impostor");
+        const add = await node.runAsync({ command: "ADD", config: config(socketPath), containerId: id, netns: pod.path, ifname: IFNAME });
+        const result = assertJsonSuccess(add);
+        assert.equal(result.made, undefined, "not the impostor's answer");
+        assert.ok(linkNames(pod.name).includes(IFNAME), "the plugin made the attachment itself");
+        assert.doesNotMatch(out, /request/, "the impostor was sent nothing");
+        assertSilentSuccess(await node.runAsync({ command: "DEL", config: config(socketPath), containerId: id, netns: pod.path, ifname: IFNAME }));
+        nothingAttached();
+      } finally {
+        child.kill("SIGTERM");
+        await exited;
       }
     });
   });
