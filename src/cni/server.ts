@@ -106,11 +106,13 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
   let open = 0;
   const server = net.createServer({ allowHalfOpen: true }, (conn) => {
     // Who is calling, as the kernel recorded it at connect(2); decided before a byte is read.
+    // A caller that cannot be identified (no descriptor, no FFI) is not served either; it is told
+    // to run the call itself, with its own privileges, so pods still start should that ever happen.
     const peer = peerOf(conn);
     const decision = "error" in peer ? { allowed: false as const, why: `cannot tell who the caller is: ${peer.error}` } : peerDecision(peer, opts.group);
     if (!decision.allowed) {
       refused++;
-      opts.log(`cni: refused a call from ${"error" in peer ? "an unknown peer" : describePeer(peer)}: ${decision.why}`);
+      opts.log(`cni: refused a call from ${"error" in peer ? "an unidentified peer" : describePeer(peer)}: ${decision.why}`);
     } else {
       open++;
       conn.once("close", () => open--);
@@ -132,7 +134,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
     conn.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
       if (!decision.allowed) {
-        reply(refusal(decision.why, text));
+        reply("error" in peer ? { v: WIRE_VERSION, fallback: decision.why } : refusal(decision.why, text));
         return;
       }
       const req = decodeRequest(text);
