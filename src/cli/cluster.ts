@@ -3,7 +3,7 @@
 import { Command, Option } from "commander";
 import { Agent } from "../agent/agent.js";
 import { nodeView, parseNodeStatus, type NodeStatus, type NodeView } from "../agent/status.js";
-import { serveCniCalls } from "./cni.js";
+import { serveCniCalls, SOCKET_GROUP_HELP } from "./cni.js";
 import { DEFAULT_AGENT_SOCKET } from "../cni/wire.js";
 import { openDatastore } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
@@ -243,9 +243,10 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--no-policy", "do not enforce network policy on this node")
     .option("--cni-socket <path>", "serve the CNI plugin's calls on this socket (the plugin's agentSocket)", DEFAULT_AGENT_SOCKET)
     .option("--no-cni-socket", "do not serve CNI calls (the plugin then does all the work itself)")
+    .option("--cni-socket-group <group>", SOCKET_GROUP_HELP)
     .action(async (o: {
       node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
-      cniSocket: string | false;
+      cniSocket: string | false; cniSocketGroup?: string;
     }) => {
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
@@ -259,7 +260,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       }
       const store = await openDatastore(datastoreUrl(globals()), { caFile: globals().etcdCa, certFile: globals().etcdCert, keyFile: globals().etcdKey });
       log(`starting (datastore ${store.kind})`);
-      const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log) : undefined;
+      const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log, o.cniSocketGroup) : undefined;
       const agent = new Agent({
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,

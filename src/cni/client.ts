@@ -3,6 +3,7 @@
 // loading those costs the compiled executable about 1.5 ms at start-up, more than the whole
 // round trip, and this path exists to save start-up time.
 import { libc, type Libc } from "../kernel/libc.js";
+import { decodeUcred } from "./peer.js";
 import { decodeReply, WIRE_VERSION, type WireRequest } from "./wire.js";
 
 const AF_UNIX = 1;
@@ -11,6 +12,7 @@ const SOCK_CLOEXEC = 0x80000;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
 const SO_SNDTIMEO = 21;
+const SO_PEERCRED = 17;
 const SHUT_WR = 1;
 const MSG_NOSIGNAL = 0x4000;
 const EINTR = 4;
@@ -94,6 +96,13 @@ function timeval(ms: number): Uint8Array {
   return new Uint8Array(tv.buffer);
 }
 
+/**
+ * Whether the process serving the socket (uid as SO_PEERCRED tells) may be handed a CNI call: root,
+ * or the plugin's own user. Anyone else could answer with a made-up result, so the plugin then does
+ * the work itself.
+ */
+export const agentTrusted = (serverUid: number, ownEuid: number): boolean => serverUid === 0 || serverUid === ownEuid;
+
 /** Sends one call to the agent at `socketPath` and waits up to `timeoutMs` for its answer. */
 export function callAgent(socketPath: string, request: Omit<WireRequest, "v">, timeoutMs: number, c: Libc = libc()): AgentOutcome {
   const addr = sockaddrUn(socketPath);
@@ -102,6 +111,14 @@ export function callAgent(socketPath: string, request: Omit<WireRequest, "v">, t
   if (fd < 0) return { kind: "unavailable", why: `socket: errno ${c.errno()}` };
   try {
     if (c.connect(fd, addr, addr.length) !== 0) return { kind: "unavailable", why: `connect ${socketPath}: errno ${c.errno()}` };
+    // Who listens there, as the kernel recorded it at listen(2): only root's agent gets the call.
+    const cred = new Uint8Array(12);
+    const credLen = new Uint32Array([cred.length]);
+    if (c.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, credLen) !== 0) return { kind: "unavailable", why: `SO_PEERCRED on ${socketPath}: errno ${c.errno()}` };
+    const server = decodeUcred(cred);
+    if (!agentTrusted(server.uid, process.geteuid?.() ?? 0)) {
+      return { kind: "unavailable", why: `${socketPath} is served by pid ${server.pid} uid ${server.uid}, not root: not trusted with the call` };
+    }
     const tv = timeval(timeoutMs);
     c.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, tv.length);
     c.setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, tv, tv.length);

@@ -36,6 +36,8 @@ export const ErrorCode = {
   DelegateFailure: 102,
   /** A resource that CHECK expects is missing or different. */
   CheckFailed: 103,
+  /** The node agent refused the caller: not root, nor in the socket's group (SO_PEERCRED). */
+  NotPermitted: 104,
   /** Internal error: a bug. */
   Internal: 999,
 } as const;

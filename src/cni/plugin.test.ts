@@ -197,11 +197,19 @@ describe("trellis plugin", () => {
       assert.ok(logs.some((l) => l.includes("rollback: IPAM DEL failed: disk full")), logs.join("\n"));
     });
 
-    for (const [state, why] of [["missing", "does not exist"], ["self", "is the plugin's own network namespace"]] as const) {
+    for (const [state, why] of [
+      ["missing", "does not exist"],
+      ["inaccessible", "cannot be opened"],
+      ["self", "is the plugin's own network namespace"],
+      ["host", "is the host's initial network namespace"],
+      ["not-a-netns", "is not a network namespace"],
+    ] as const) {
       it(`refuses a netns that ${why} with code 8, before asking IPAM`, () => {
         kernel.netns.set(NS, state);
         assertCniError(() => plugin.add(request("ADD")), ErrorCode.InvalidNetns, `invalid CNI_NETNS "${NS}"`, why);
         assert.deepEqual(events, []);
+        assert.deepEqual(kernel.batches, []);
+        assert.equal(kernel.sysctls.size, 0);
       });
     }
 
@@ -295,6 +303,14 @@ describe("trellis plugin", () => {
       const req = addThenCheckRequest();
       plugin.check(req);
       assert.equal(events.at(-1), "ipam CHECK ctr1/eth0");
+    });
+
+    it("refuses the host's initial network namespace with code 8 before asking IPAM or reading the kernel", () => {
+      const req = addThenCheckRequest();
+      const before = events.length;
+      kernel.netns.set(NS, "host");
+      assertCniError(() => plugin.check(req), ErrorCode.InvalidNetns, "is the host's initial network namespace");
+      assert.equal(events.length, before);
     });
 
     it("fails with code 103 when the host route to the pod is gone", () => {

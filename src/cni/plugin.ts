@@ -1,8 +1,8 @@
 // The trellis CNI plugin's commands. Decisions are in attachment.ts (pure); this file sequences
 // them: IPAM, then the host side, then the pod side, undoing what it did if a later step fails.
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { endpointFileName } from "../agent/endpoint-file.js";
+import { childPath } from "../model/child-path.js";
 import type { Endpoint } from "../policy/model.js";
 import { KernelError } from "../kernel/exec.js";
 import type { PodKernel } from "../kernel/pod.js";
@@ -42,16 +42,20 @@ export interface Spool {
   list(dir: string): string[];
 }
 
-/** Files written atomically (temporary name, then rename), so the agent never reads half a record. */
+/**
+ * Files written atomically (temporary name, then rename), so the agent never reads half a record.
+ * Names are checked at the point of use as well: nothing leaves the spool directory.
+ */
 export const fileSpool: Spool = {
   write(dir, name, text) {
+    const file = childPath(dir, name);
+    const tmp = childPath(dir, `.${name}.${process.pid}`);
     fs.mkdirSync(dir, { recursive: true });
-    const tmp = path.join(dir, `.${name}.${process.pid}`);
     fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, path.join(dir, name));
+    fs.renameSync(tmp, file);
   },
   remove(dir, name) {
-    fs.rmSync(path.join(dir, name), { force: true });
+    fs.rmSync(childPath(dir, name), { force: true });
   },
   list(dir) {
     try {
@@ -107,7 +111,13 @@ function podFailure(req: CniRequest, plan: AttachPlan, e: unknown): CniError {
 function checkNetns(kernel: PodKernel, netns: string): void {
   const state = kernel.netnsState(netns);
   if (state === "ok") return;
-  const why = { missing: "does not exist", self: "is the plugin's own network namespace", "not-a-netns": "is not a network namespace" }[state];
+  const why = {
+    missing: "does not exist",
+    inaccessible: "cannot be opened",
+    self: "is the plugin's own network namespace",
+    host: "is the host's initial network namespace",
+    "not-a-netns": "is not a network namespace",
+  }[state];
   throw new CniError(ErrorCode.InvalidNetns, `invalid CNI_NETNS "${netns}": ${why}`);
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { assertCniError } from "./assert-cni-error.js";
 import { ErrorCode } from "./errors.js";
-import { parseCniArgs, parseCommand, parseRequest, validateIfName, type Env } from "./request.js";
+import { MAX_NAME_BYTES, parseCniArgs, parseCommand, parseRequest, validateIfName, type Env } from "./request.js";
 
 const FULL_ENV: Env = {
   CNI_COMMAND: "ADD",
@@ -94,6 +94,27 @@ describe("parseRequest", () => {
     });
   }
 
+  for (const id of ["..", "../x", "x\ny", "x\n", "/abs", "a\u0000b"]) {
+    it(`rejects the path-like container id ${JSON.stringify(id)} with code 4, for ADD, DEL and CHECK`, () => {
+      for (const command of ["ADD", "DEL", "CHECK"] as const) {
+        assertCniError(() => parseRequest(command, { ...FULL_ENV, CNI_CONTAINERID: id }, stdinOf(CONFIG)), ErrorCode.InvalidEnvironment,
+          "invalid CNI_CONTAINERID");
+      }
+    });
+  }
+
+  it(`accepts a container id of ${MAX_NAME_BYTES} bytes and refuses a longer one with code 4, quoting it cut short`, () => {
+    const id = "a".repeat(MAX_NAME_BYTES);
+    assert.equal(parseRequest("ADD", { ...FULL_ENV, CNI_CONTAINERID: id }, stdinOf(CONFIG)).containerId, id);
+    for (const long of [id + "b", "x".repeat(5000)]) {
+      for (const command of ["ADD", "DEL", "CHECK"] as const) {
+        const e = assertCniError(() => parseRequest(command, { ...FULL_ENV, CNI_CONTAINERID: long }, stdinOf(CONFIG)),
+          ErrorCode.InvalidEnvironment, `longer than ${MAX_NAME_BYTES}`);
+        assert.ok(e.message.length < 200, "the message does not repeat the whole id");
+      }
+    }
+  });
+
   it("accepts container ids with letters, digits, '_', '.' and '-'", () => {
     const id = "A1_b.c-d";
     assert.equal(parseRequest("ADD", { ...FULL_ENV, CNI_CONTAINERID: id }, stdinOf(CONFIG)).containerId, id);
@@ -178,6 +199,15 @@ describe("parseRequest", () => {
       assertCniError(() => parseRequest("ADD", FULL_ENV, stdinOf({ ...CONFIG, name })), ErrorCode.InvalidNetworkConfig,
         "invalid characters found in network name", JSON.stringify(name));
     }
+  });
+});
+
+describe("network name length", () => {
+  it(`accepts a network name of ${MAX_NAME_BYTES} bytes (it names a directory) and refuses a longer one with code 7`, () => {
+    const name = "n".repeat(MAX_NAME_BYTES);
+    assert.equal(parseRequest("ADD", FULL_ENV, stdinOf({ ...CONFIG, name })).name, name);
+    assertCniError(() => parseRequest("ADD", FULL_ENV, stdinOf({ ...CONFIG, name: name + "n" })), ErrorCode.InvalidNetworkConfig,
+      `longer than ${MAX_NAME_BYTES}`);
   });
 });
 

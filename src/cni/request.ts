@@ -33,8 +33,22 @@ const REQUIRED: Record<Exclude<Command, "VERSION">, readonly string[]> = {
   STATUS: ["CNI_PATH"],
 };
 
+// Neither can hold '/' nor start with '.', so neither can name "..", a parent or an absolute path.
 const CONTAINER_ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/**
+ * The longest container id and network name accepted, in bytes (both are ASCII). Each becomes
+ * part of a file name — the endpoint spool's `.<id>_<ifname>.json.<pid>`, the IPAM's
+ * `<dataDir>/<network>/` and `.trellis-owners-<network>.json.<pid>` — and a file name holds at most
+ * 255 bytes (NAME_MAX). 200 leaves room for what is put around them, and is three times the 64 hex
+ * digits containerd, CRI-O and podman use. A longer value could not escape a directory (it holds no
+ * '/'), but would fail half-way with ENAMETOOLONG instead of up front with a clear error.
+ */
+export const MAX_NAME_BYTES = 200;
+
+/** A value quoted for an error message, cut short when it is long. */
+const quoted = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}...` : s);
 
 /** Returns the command, or throws code 4 for a missing or unknown one. */
 export function parseCommand(env: Env): Command {
@@ -82,8 +96,11 @@ export function parseRequest(command: Exclude<Command, "VERSION">, env: Env, rea
   const ifname = env.CNI_IFNAME ?? "";
   if (command === "ADD" || command === "DEL" || command === "CHECK") {
     if (!CONTAINER_ID_RE.test(containerId)) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_CONTAINERID "${containerId}"`,
+      throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_CONTAINERID ${quoted(containerId)}`,
         "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'");
+    }
+    if (containerId.length > MAX_NAME_BYTES) {
+      throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_CONTAINERID ${quoted(containerId)}: ${containerId.length} bytes, longer than ${MAX_NAME_BYTES}`);
     }
     const bad = validateIfName(ifname);
     if (bad) throw new CniError(ErrorCode.InvalidEnvironment, `invalid CNI_IFNAME: ${bad}`);
@@ -127,7 +144,10 @@ export function parseRequest(command: Exclude<Command, "VERSION">, env: Env, rea
   const name = config.name;
   if (name === undefined || name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name");
   if (typeof name !== "string" || !NETWORK_NAME_RE.test(name)) {
-    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid characters found in network name ${JSON.stringify(name)}`);
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid characters found in network name ${typeof name === "string" ? quoted(name) : JSON.stringify(name)}`);
+  }
+  if (name.length > MAX_NAME_BYTES) {
+    throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid network name ${quoted(name)}: ${name.length} bytes, longer than ${MAX_NAME_BYTES}`);
   }
   return {
     command,

@@ -3,12 +3,17 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, beforeEach, describe, test } from "node:test";
+import type { PeerCredentials } from "./peer.js";
 import { serveCall, startCniServer, type CniServer } from "./server.js";
 import type { PluginIo } from "./skel.js";
 import { decodeReply, WIRE_VERSION } from "./wire.js";
 
 const NETNS = "net:[4026531993]";
+
+/** Who the next connections claim to be (the real credentials need the compiled executable's libc). */
+let peer: PeerCredentials | { error: string } = { pid: 4242, uid: 0, gid: 0 };
+const peerCredentials = (): PeerCredentials | { error: string } => peer;
 
 /** One request over the socket, as the plugin sends it: write, half-close, read to EOF. */
 function ask(socketPath: string, body: string): Promise<string> {
@@ -49,11 +54,14 @@ describe("the CNI socket server", () => {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "trlunit-cnisock-"));
     socketPath = path.join(dir, "sub", "cni.sock");
-    server = await startCniServer({ socketPath, run: echoRun, log: (l) => logged.push(l), netns: NETNS });
+    server = await startCniServer({ socketPath, run: echoRun, log: (l) => logged.push(l), netns: NETNS, peerCredentials });
   });
   after(async () => {
     await server?.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    peer = { pid: 4242, uid: 0, gid: 0 };
   });
 
   test("listens on a socket only its owner may use, in a directory it made", () => {
@@ -61,11 +69,43 @@ describe("the CNI socket server", () => {
     assert.equal(fs.statSync(path.dirname(socketPath)).mode & 0o777, 0o700);
   });
 
+  test("a peer that is not root is refused even though it reached the socket (the modes are not the only gate)", async () => {
+    peer = { pid: 1, uid: 1000, gid: 1000 };
+    const reply = decodeReply(await ask(socketPath, request()));
+    assert.ok("code" in reply && reply.code === 1 && /"code":104/.test(reply.stdout));
+  });
+
   test("runs a call from its own network namespace and answers with the outcome", async () => {
     const before = server.served;
     const reply = decodeReply(await ask(socketPath, request()));
     assert.deepEqual(reply, { v: WIRE_VERSION, code: 0, stdout: '{"command":"ADD","stdin":"{\\"cniVersion\\":\\"1.1.0\\"}"}\n', stderr: "log line\n" });
     assert.equal(server.served, before + 1);
+  });
+
+  test("refuses a user who is not root with CNI error 104 in the config's version, runs nothing, and logs the peer", async () => {
+    peer = { pid: 777, uid: 65534, gid: 65534, groups: [65534] };
+    const before = { served: server.served, refused: server.refused };
+    const reply = decodeReply(await ask(socketPath, request({ stdin: '{"cniVersion":"0.4.0"}' })));
+    assert.ok("code" in reply && reply.code === 1, "an answer, not a fallback: the plugin is told why");
+    const err = JSON.parse(reply.stdout) as { cniVersion: string; code: number; msg: string; details: string };
+    assert.equal(err.code, 104);
+    assert.equal(err.cniVersion, "0.4.0");
+    assert.match(err.msg, /refused/);
+    assert.match(err.details, /uid 65534 is not root/);
+    assert.equal(server.served, before.served, "nothing ran");
+    assert.equal(server.refused, before.refused + 1);
+    assert.match(logged.at(-1) ?? "", /cni: refused a call from pid 777 uid 65534 gid 65534: uid 65534 is not root/);
+  });
+
+  test("a caller that cannot be identified is not served: it is told to run the call itself (with its own privileges), and that is logged", async () => {
+    peer = { error: "the connection's file descriptor is not available" };
+    const before = { served: server.served, refused: server.refused };
+    const reply = decodeReply(await ask(socketPath, request()));
+    assert.ok("fallback" in reply);
+    assert.match(reply.fallback, /cannot tell who the caller is: the connection's file descriptor is not available/);
+    assert.equal(server.served, before.served, "nothing ran");
+    assert.equal(server.refused, before.refused + 1);
+    assert.match(logged.at(-1) ?? "", /cni: refused a call from an unidentified peer/);
   });
 
   test("declines a call from another network namespace without running it", async () => {
@@ -123,10 +163,71 @@ describe("the CNI socket server", () => {
     fs.renameSync(`${stalePath}.keep`, stalePath);
     assert.ok(fs.statSync(stalePath).isSocket(), "a socket file nobody listens on");
 
-    const fresh = await startCniServer({ socketPath: stalePath, run: echoRun, log: () => undefined, netns: NETNS });
+    const fresh = await startCniServer({ socketPath: stalePath, run: echoRun, log: () => undefined, netns: NETNS, peerCredentials });
     const reply = decodeReply(await ask(stalePath, request()));
     assert.ok("code" in reply && reply.code === 0);
     await fresh.close();
     assert.equal(fs.existsSync(stalePath), false);
+  });
+});
+
+describe("the CNI socket's directory and group", () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "trlunit-cnisockdir-"));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const start = (socketPath: string, extra: { group?: number; log?: (l: string) => void } = {}): Promise<CniServer> =>
+    startCniServer({ socketPath, run: echoRun, log: extra.log ?? (() => undefined), netns: NETNS, peerCredentials, group: extra.group });
+
+  test("an existing directory of ours with looser modes is tightened to 0700, and that is logged", async () => {
+    const sub = path.join(dir, "loose");
+    fs.mkdirSync(sub, { mode: 0o755 });
+    fs.chmodSync(sub, 0o755);
+    const logs: string[] = [];
+    const s = await start(path.join(sub, "cni.sock"), { log: (l) => logs.push(l) });
+    try {
+      assert.equal(fs.statSync(sub).mode & 0o7777, 0o700);
+      assert.ok(logs.some((l) => l.includes(`tightened ${sub} from 0755 to 0700`)), logs.join("\n"));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test("a directory writable by others is refused, left as it is, and no socket is made", async () => {
+    const sub = path.join(dir, "shared");
+    fs.mkdirSync(sub);
+    fs.chmodSync(sub, 0o777);
+    await assert.rejects(start(path.join(sub, "cni.sock")), /writable by others or shared \(mode 0777\)/);
+    assert.equal(fs.statSync(sub).mode & 0o7777, 0o777);
+    assert.equal(fs.existsSync(path.join(sub, "cni.sock")), false);
+  });
+
+  test("a path that exists and is not a socket is not replaced", async () => {
+    const sub = path.join(dir, "file");
+    fs.mkdirSync(sub, { mode: 0o700 });
+    fs.writeFileSync(path.join(sub, "cni.sock"), "keep me");
+    await assert.rejects(start(path.join(sub, "cni.sock")), /exists and is not a socket/);
+    assert.equal(fs.readFileSync(path.join(sub, "cni.sock"), "utf8"), "keep me");
+  });
+
+  test("with a group: directory 0750 and socket 0660 of that group, and its members are served", async () => {
+    const gid = process.getgid!(); // a group the test may give its own files without root
+    const socketPath = path.join(dir, "grouped", "cni.sock");
+    const s = await start(socketPath, { group: gid });
+    try {
+      const d = fs.statSync(path.dirname(socketPath));
+      const f = fs.statSync(socketPath);
+      assert.deepEqual([d.mode & 0o7777, d.gid, f.mode & 0o777, f.gid], [0o750, gid, 0o660, gid]);
+      peer = { pid: 9, uid: 4321, gid: 4321, groups: [4321, gid] };
+      const reply = decodeReply(await ask(socketPath, request()));
+      assert.ok("code" in reply && reply.code === 0, "a supplementary member is served");
+      peer = { pid: 9, uid: 4321, gid: 4321, groups: [4321] };
+      const no = decodeReply(await ask(socketPath, request()));
+      assert.ok("code" in no && no.code === 1 && /not a member of group/.test(no.stdout));
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -6,11 +6,19 @@
 // that arrives while other calls wait is handed back to the plugin (see below).
 // A call from another network namespace is declined: the host side of a pod must be made in the
 // namespace the runtime called the plugin in, and the agent only knows its own.
+//
+// The socket is a trust boundary (the agent is root): its directory and file modes admit root only,
+// or root and one group (socket-dir.ts), and every connection's peer credentials are read from
+// the kernel and checked before anything of its call is run (peer.ts). A refused caller gets a CNI
+// error (code 104) naming why, and the refusal is logged with its pid, uid and gid.
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { CniError, ErrorCode, errorJson } from "./errors.js";
+import { connectionPeer, describePeer, peerDecision, type PeerCredentials } from "./peer.js";
 import type { PluginIo } from "./skel.js";
-import { decodeRequest, MAX_REQUEST_BYTES, WIRE_VERSION, type WireReply } from "./wire.js";
+import { prepareSocketDir, secureSocketFile, socketModes } from "./socket-dir.js";
+import { decodeRequest, MAX_REQUEST_BYTES, requestedVersion, WIRE_VERSION, type WireReply } from "./wire.js";
 
 export interface CniCall {
   env: Record<string, string>;
@@ -24,12 +32,22 @@ export interface CniServerOptions {
   log(line: string): void;
   /** This process's network namespace identity; default: read from /proc. */
   netns?: string;
+  /** The group (gid) that may use the socket besides root: dir 0750, socket 0660. Default: root only. */
+  group?: number;
+  /**
+   * The peer of an accepted connection. Default: what the kernel says (SO_PEERCRED and
+   * SO_PEERGROUPS through libc), which needs the compiled executable; under Node every call is then
+   * refused. Unit tests give their own.
+   */
+  peerCredentials?: (conn: net.Socket) => PeerCredentials | { error: string };
 }
 
 export interface CniServer {
   readonly socketPath: string;
   /** Calls served so far (forwarded calls that ran, whatever their outcome). */
   readonly served: number;
+  /** Connections refused because of who the peer is (or because that could not be told). */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
@@ -59,22 +77,46 @@ function answering(socketPath: string): Promise<boolean> {
   });
 }
 
+/** The answer to a caller the socket does not admit: a CNI error in its config's version. */
+export function refusal(why: string, requestText: string): WireReply {
+  const req = decodeRequest(requestText);
+  const version = "error" in req ? "1.1.0" : requestedVersion(req.stdin, "1.1.0");
+  const err = new CniError(ErrorCode.NotPermitted, "the trellis agent refused the call: the caller may not use its socket", why);
+  return { v: WIRE_VERSION, code: 1, stdout: JSON.stringify(errorJson(err, version)) + "\n", stderr: `trellis agent refused the call: ${why}\n` };
+}
+
 /**
- * Listens on `socketPath` (mode 0600 in a 0700 directory: only root may ask for pods). A stale
- * socket file left by a process that died is replaced; a live one is not taken over.
+ * Listens on `socketPath` (mode 0600 in a 0700 directory: only root may ask for pods; with `group`,
+ * 0660 in 0750). A stale socket file left by a process that died is replaced; a live one is not
+ * taken over.
  */
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   const ownNetns = opts.netns ?? fs.readlinkSync("/proc/thread-self/ns/net");
-  fs.mkdirSync(path.dirname(opts.socketPath), { recursive: true, mode: 0o700 });
-  if (fs.existsSync(opts.socketPath)) {
+  const modes = socketModes(opts.group);
+  prepareSocketDir(path.dirname(opts.socketPath), modes, opts.log);
+  const existing = fs.lstatSync(opts.socketPath, { throwIfNoEntry: false });
+  if (existing) {
+    if (!existing.isSocket()) throw new Error(`${opts.socketPath} exists and is not a socket; not replacing it`);
     if (await answering(opts.socketPath)) throw new Error(`cni socket ${opts.socketPath} is already served by another process`);
     fs.rmSync(opts.socketPath, { force: true });
   }
+  const peerOf = opts.peerCredentials ?? connectionPeer;
   let served = 0;
+  let refused = 0;
   let open = 0;
   const server = net.createServer({ allowHalfOpen: true }, (conn) => {
-    open++;
-    conn.once("close", () => open--);
+    // Who is calling, as the kernel recorded it at connect(2); decided before a byte is read.
+    // A caller that cannot be identified (no descriptor, no FFI) is not served either; it is told
+    // to run the call itself, with its own privileges, so pods still start should that ever happen.
+    const peer = peerOf(conn);
+    const decision = "error" in peer ? { allowed: false as const, why: `cannot tell who the caller is: ${peer.error}` } : peerDecision(peer, opts.group);
+    if (!decision.allowed) {
+      refused++;
+      opts.log(`cni: refused a call from ${"error" in peer ? "an unidentified peer" : describePeer(peer)}: ${decision.why}`);
+    } else {
+      open++;
+      conn.once("close", () => open--);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const reply = (r: WireReply): void => {
@@ -90,7 +132,12 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       chunks.push(chunk);
     });
     conn.on("end", () => {
-      const req = decodeRequest(Buffer.concat(chunks).toString("utf8"));
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (!decision.allowed) {
+        reply("error" in peer ? { v: WIRE_VERSION, fallback: decision.why } : refusal(decision.why, text));
+        return;
+      }
+      const req = decodeRequest(text);
       if ("error" in req) {
         opts.log(`cni: bad request: ${req.error}`);
         reply({ v: WIRE_VERSION, fallback: req.error });
@@ -119,12 +166,15 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       resolve();
     });
   });
-  fs.chmodSync(opts.socketPath, 0o600);
+  secureSocketFile(opts.socketPath, modes);
   server.on("error", (e) => opts.log(`cni: server: ${e.message}`));
   return {
     socketPath: opts.socketPath,
     get served() {
       return served;
+    },
+    get refused() {
+      return refused;
     },
     close: () =>
       new Promise<void>((resolve) => {

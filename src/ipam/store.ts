@@ -10,6 +10,7 @@
 // "find a free address, then take it" sequence between concurrent plugin invocations.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { childPath } from "../model/child-path.js";
 import { parseIp, type Ip } from "../model/ip.js";
 import { openLock, type Lock } from "./flock.js";
 
@@ -28,8 +29,9 @@ export class DiskStore {
   private readonly cacheFile: string;
 
   constructor(dataDir: string, network: string, lockFn: (p: string) => Lock = openLock) {
-    this.dir = path.join(dataDir, network);
-    this.cacheFile = path.join(dataDir, `.trellis-owners-${network}.json`);
+    // Both names are checked again here: nothing built from a request may leave dataDir.
+    this.dir = childPath(dataDir, network);
+    this.cacheFile = childPath(dataDir, `.trellis-owners-${network}.json`);
     this.lockFn = lockFn;
   }
 
@@ -87,7 +89,7 @@ export class DiskStore {
   /** The owner recorded in one reservation file, read now; undefined if there is none. */
   ownerOf(ipText: string): Owner | undefined {
     try {
-      return parseOwner(fs.readFileSync(path.join(this.dir, ipText), "utf8"));
+      return parseOwner(fs.readFileSync(childPath(this.dir, ipText), "utf8"));
     } catch {
       return undefined;
     }
@@ -136,7 +138,7 @@ export class DiskStore {
 
   /** Reserves `ip` for `owner`. Returns false if the address file already exists. */
   reserve(ipText: string, owner: Owner, setIndex: number): boolean {
-    const file = path.join(this.dir, ipText);
+    const file = childPath(this.dir, ipText);
     let fd: number;
     try {
       fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
@@ -158,7 +160,7 @@ export class DiskStore {
 
   /** Removes one address file. */
   remove(ipText: string): void {
-    fs.rmSync(path.join(this.dir, ipText), { force: true });
+    fs.rmSync(childPath(this.dir, ipText), { force: true });
   }
 
   /**

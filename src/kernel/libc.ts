@@ -15,6 +15,10 @@ export interface Libc {
   connect(fd: number, addr: Uint8Array, len: number): number;
   shutdown(fd: number, how: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, len: number): number;
+  /** `len` is a 4-byte in/out socklen_t. */
+  getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint32Array): number;
+  /** ioctl(2) with no argument (e.g. NS_GET_NSTYPE). */
+  ioctl(fd: number, request: number): number;
   readlink(path: Uint8Array, buf: Uint8Array, len: number): number | bigint;
   errno(): number;
 }
@@ -37,6 +41,8 @@ const SYMBOLS: SymbolSpec = {
   connect: { args: ["i32", "ptr", "u32"], returns: "i32" },
   shutdown: { args: ["i32", "i32"], returns: "i32" },
   setsockopt: { args: ["i32", "i32", "i32", "ptr", "u32"], returns: "i32" },
+  getsockopt: { args: ["i32", "i32", "i32", "ptr", "ptr"], returns: "i32" },
+  ioctl: { args: ["i32", "u64"], returns: "i32" },
   readlink: { args: ["ptr", "ptr", "u64"], returns: "i64" },
   __errno_location: { args: [], returns: "ptr" },
 };
@@ -62,6 +68,8 @@ export function libc(): Libc {
     connect: s.connect as Libc["connect"],
     shutdown: s.shutdown as Libc["shutdown"],
     setsockopt: s.setsockopt as Libc["setsockopt"],
+    getsockopt: s.getsockopt as Libc["getsockopt"],
+    ioctl: s.ioctl as Libc["ioctl"],
     readlink: s.readlink as Libc["readlink"],
     errno: () => ffi.read.i32(s.__errno_location!(), 0),
   };

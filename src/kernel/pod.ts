@@ -2,6 +2,7 @@
 import * as fs from "node:fs";
 import { ipBatch, ipNetnsArgs, KernelError, run, skippedInForcedBatch } from "./exec.js";
 import { applyNetlink, deleteLinkNetlink, netlinkAvailable } from "./netlink/apply.js";
+import { netnsState, type NetnsState } from "./netns-state.js";
 import { renderIpLine, skippable, type NetOp } from "./ops.js";
 
 export interface LinkInfo {
@@ -22,7 +23,7 @@ export interface RouteInfo {
   metric?: number;
 }
 
-export type NetnsState = "ok" | "missing" | "self" | "not-a-netns";
+export type { NetnsState } from "./netns-state.js";
 
 export interface PodKernel {
   /**
@@ -67,9 +68,6 @@ const toLinkInfo = (j: IpLinkJson): LinkInfo => {
   if (j.ifalias) l.alias = j.ifalias;
   return l;
 };
-
-const NSFS_MAGIC = 0x6e736673;
-const PROC_MAGIC = 0x9fa0;
 
 /**
  * The iproute2 form of applyNetlink: one `ip -batch`. A batch with an operation the kernel may
@@ -154,20 +152,6 @@ export class RealPodKernel implements PodKernel {
   }
 
   netnsState(path: string): NetnsState {
-    let st: fs.StatsBase<bigint>;
-    try {
-      st = fs.statSync(path, { bigint: true });
-    } catch {
-      return "missing";
-    }
-    const self = fs.statSync("/proc/self/ns/net", { bigint: true });
-    if (st.ino === self.ino && st.dev === self.dev) return "self";
-    try {
-      const fsType = Number(fs.statfsSync(path).type);
-      if (fsType !== NSFS_MAGIC && fsType !== PROC_MAGIC) return "not-a-netns";
-    } catch {
-      // statfs unavailable: the kernel will refuse a bad path when we use it.
-    }
-    return "ok";
+    return netnsState(path);
   }
 }

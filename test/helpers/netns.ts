@@ -98,6 +98,11 @@ export interface PluginCall {
   extraEnv?: Record<string, string | undefined>;
   /** Kill the plugin with SIGKILL after this many milliseconds. */
   timeoutMs?: number;
+  /**
+   * A command that execs the plugin (e.g. `setpriv --reuid=65534 ...`), run after entering the
+   * host namespace; it must exec, not fork, so that the spawned pid is the plugin's.
+   */
+  wrapper?: readonly string[];
   /** Kill the plugin with SIGKILL when this signal aborts (async only). */
   signal?: AbortSignal;
 }
@@ -117,8 +122,9 @@ function callArgs(c: PluginCall): { file: string; args: string[]; env: Record<st
     else env[k] = v;
   }
   const input = c.config === undefined ? "" : typeof c.config === "string" ? c.config : JSON.stringify(c.config);
-  if (c.hostNetns) return { file: "nsenter", args: [`--net=/run/netns/${c.hostNetns}`, "--", c.binary], env, input };
-  return { file: c.binary, args: [], env, input };
+  const command = [...(c.wrapper ?? []), c.binary];
+  if (c.hostNetns) return { file: "nsenter", args: [`--net=/run/netns/${c.hostNetns}`, "--", ...command], env, input };
+  return { file: command[0]!, args: command.slice(1), env, input };
 }
 
 const parse = (stdout: string): Record<string, unknown> | undefined => {
@@ -261,13 +267,13 @@ export interface CniService {
 }
 
 /**
- * Starts `trellis cni serve --socket socketPath` inside the named namespace — the node-side service
- * the plugin forwards its calls to — and waits until it listens.
+ * Starts `trellis cni serve --socket socketPath [args...]` inside the named namespace — the
+ * node-side service the plugin forwards its calls to — and waits until it listens.
  */
-export async function startCniService(hostNetns: string, socketPath: string, cli = TRELLIS_CLI): Promise<CniService> {
+export async function startCniService(hostNetns: string, socketPath: string, cli = TRELLIS_CLI, args: readonly string[] = []): Promise<CniService> {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
-  const child = spawn("nsenter", [`--net=/run/netns/${hostNetns}`, "--", cli, "cni", "serve", "--socket", socketPath], {
+  const child = spawn("nsenter", [`--net=/run/netns/${hostNetns}`, "--", cli, "cni", "serve", "--socket", socketPath, ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
