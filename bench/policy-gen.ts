@@ -150,7 +150,7 @@ export function cniAddTime(text: string, containerId: string, ifname = "eth0"): 
   const needle = ` ADD ${containerId}/${ifname}:`;
   for (const line of text.split("\n")) {
     const at = line.indexOf(needle);
-    if (at < 0 || !/^\S+ trellis\[\d+\]$/.test(line.slice(0, at))) continue;
+    if (at < 0 || !/^\S+ trellis\[(agent )?\d+\]$/.test(line.slice(0, at))) continue;
     const ms = Date.parse(line.slice(0, line.indexOf(" ")));
     if (!Number.isNaN(ms)) return ms;
   }

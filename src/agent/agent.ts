@@ -21,6 +21,8 @@ import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicySync } from "./policy-sync.js";
 import { LocalEndpoints } from "./local-endpoints.js";
 import { peerKernelState, type NodeStatus, type PeerKernelState, type PeerReport } from "./status.js";
+import { BgpController } from "../bgp/controller.js";
+import type { BirdKernel } from "../kernel/bird.js";
 
 export type { NodeStatus } from "./status.js";
 
@@ -41,6 +43,8 @@ export interface AgentOptions {
   endpointDir: string;
   /** Network policy enforcement (nftables). */
   policy?: { kernel: PolicyKernel };
+  /** BIRD for the bgp backend (its files' directory); without it a bgp backend cannot route. */
+  bird?: BirdKernel;
 }
 
 export class Agent {
@@ -62,6 +66,7 @@ export class Agent {
   private ready = false;
   private lastStatus = "";
   policy: PolicySync | undefined;
+  private bgp: BgpController | undefined;
 
   constructor(private readonly o: AgentOptions) {
     this.reconciler = new Reconciler(o.kernel, {
@@ -92,6 +97,17 @@ export class Agent {
     this.replaceLeases(listed.items);
     this.local.start();
     this.local.onChange(() => this.recompute());
+    if (this.o.bird) {
+      this.bgp = new BgpController({
+        node: this.o.node, store, bird: this.o.bird, log, signal: this.o.signal, resyncMs: this.o.resyncMs,
+        onChange: () => {
+          this.recompute(true);
+          this.reconciler.kick();
+          void this.publishStatus();
+        },
+      });
+      await this.bgp.start();
+    }
     this.synced = true;
     this.recompute();
     store.watch(LEASE_PREFIX, listed.revision, (m) => this.onLeaseWatch(m), this.o.signal);
@@ -342,14 +358,30 @@ export class Agent {
     if (!this.o.signal.aborted) this.scheduleRenew();
   }
 
-  /** Recomputes the desired data plane from the current lease set: cheap, no kernel access. */
-  private recompute(): void {
+  /**
+   * Recomputes the desired data plane from the current lease set: cheap, no kernel access.
+   * `fromBgp`: the BGP controller asked (its plan changed), so it is not told again.
+   */
+  private recompute(fromBgp = false): void {
     if (!this.synced || !this.config || !this.lease || !this.underlay) return;
     const peers = [...this.leases.values()].filter((l) => l.subnet !== this.lease!.subnet);
     const d = desiredState({
       config: this.config, self: this.lease, peers, underlay: this.underlay, podMtu: podMtu(this.config, this.underlay.mtu),
     });
     d.dataplane.podRoutes = podHostRoutes(this.local.all.values());
+    if (!fromBgp) {
+      this.bgp?.update(this.config.backend.type === "bgp"
+        ? { config: this.config, self: this.lease, underlayCidr: this.underlay.cidr, leases: [...this.leases.values()] } : undefined);
+    }
+    if (this.config.backend.type === "bgp") {
+      // Which peers BGP can reach is the BGP plan's to say (nodes behind routers need external peers).
+      const plan = this.bgp?.peerTransports();
+      d.peers = d.peers.map((p) => {
+        if (p.transport === "unreachable") return p;
+        const t = plan?.get(p.node) ?? { transport: "unreachable" as const, reason: this.bgp ? "not yet planned" : "this agent runs without BIRD (--no-bgp)" };
+        return { ...p, transport: t.transport, ...(t.reason ? { reason: t.reason } : {}) };
+      });
+    }
     // Only a changed desired state starts a sync (a peer's renewal changes nothing here); drift
     // is repaired by the periodic resync.
     const key = JSON.stringify(d);
@@ -372,11 +404,11 @@ export class Agent {
   private afterSync(r: { errors: string[]; actual?: ActualDataplane; desired?: Dataplane }): void {
     const d = this.desired;
     if (!d || !r.actual || r.desired !== d.dataplane) return;
-    // A sync that applied everything without an error leaves the kernel as desired; otherwise
-    // what the read before it found is what is known.
-    this.kernelState = r.errors.length === 0
-      ? new Map(d.peers.map((p) => [p.node, p.transport === "unreachable" ? "none" : "programmed"]))
-      : peerKernelState(d.dataplane, d.peers, r.actual);
+    // A sync that applied everything without an error leaves the kernel as desired; otherwise —
+    // and always for BGP peers, whose routes BIRD installs — what the read found is what is known.
+    const read = peerKernelState(d.dataplane, d.peers, r.actual);
+    this.kernelState = new Map(d.peers.map((p) => [p.node,
+      p.transport === "bgp" || r.errors.length > 0 ? read.get(p.node)! : p.transport === "unreachable" ? "none" : "programmed"]));
     if (r.errors.length === 0) this.ready = true;
     void this.publishStatus();
   }
@@ -389,6 +421,8 @@ export class Agent {
       state: stopped ? "stopped" : "running", ready: this.ready && !stopped, policy: !!this.o.policy, leaseTtlSeconds: this.o.leaseTtlSeconds,
       peers, updatedAt: Date.now(), ...(stopped ? { stopped } : {}),
     };
+    const bgp = this.bgp?.status();
+    if (bgp) s.bgp = bgp;
     const text = JSON.stringify({ ...s, updatedAt: 0 });
     // Renewals republish (the key has the lease's lifetime); otherwise only changes are written.
     if (text === this.lastStatus && !stopped && Date.now() - this.lastPublished < (this.o.leaseTtlSeconds * 1000) / 3) return;

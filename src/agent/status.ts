@@ -5,6 +5,7 @@ import type { ActualDataplane } from "../dataplane/diff.js";
 import { VTEP_NAME, type Dataplane, type PeerStatus } from "../dataplane/state.js";
 import { cidrCovers, parseCidr } from "../model/ip.js";
 import type { Lease } from "../model/lease.js";
+import type { BgpNodeStatus } from "../bgp/controller.js";
 
 /** Whether the kernel of the reporting node holds what its transport to a peer needs. */
 export type PeerKernelState = "programmed" | "pending" | "none";
@@ -30,6 +31,8 @@ export interface NodeStatus {
   updatedAt: number;
   /** Why and when it stopped ("SIGTERM"). */
   stopped?: { at: number; why: string };
+  /** The bgp backend: BIRD's sessions as this node's BIRD reports them. */
+  bgp?: BgpNodeStatus;
 }
 
 /**
@@ -42,6 +45,11 @@ export function peerKernelState(desired: Dataplane, peers: readonly PeerStatus[]
   for (const p of peers) {
     if (p.transport === "unreachable") {
       out.set(p.node, "none");
+      continue;
+    }
+    if (p.transport === "bgp") {
+      // BIRD's to install: programmed once the BGP table routes the peer's block.
+      out.set(p.node, (actual.bgpRoutes ?? []).some((r) => r.dst === p.subnet) ? "programmed" : "pending");
       continue;
     }
     const want = desired.routes.find((r) => r.dst === p.subnet);
@@ -129,6 +137,7 @@ export function parseNodeStatus(value: string): NodeStatus | undefined {
       peers: v.peers.filter((p): p is PeerReport => typeof p === "object" && p !== null && typeof (p as PeerReport).node === "string"),
       updatedAt: typeof v.updatedAt === "number" ? v.updatedAt : 0,
       ...(v.stopped && typeof v.stopped.at === "number" ? { stopped: { at: v.stopped.at, why: String(v.stopped.why) } } : {}),
+      ...(v.bgp && typeof v.bgp === "object" && Array.isArray(v.bgp.sessions) ? { bgp: v.bgp } : {}),
     };
   } catch {
     return undefined;

@@ -12,11 +12,15 @@
 //
 // cross-subnet (Flannel DirectRouting, Calico CrossSubnet): host-gw for peers on the node's own
 // underlay subnet, vxlan for the others, chosen per peer.
+//
+// bgp (Calico's routing mode): no overlay and no routes of the agent's own to peers — BIRD learns
+// every peer's block over BGP and installs it in a table of Trellis' own (src/bgp). Here: a rule
+// sending pod-network traffic to that table, and a blackhole for the node's own block.
 import { createHash } from "node:crypto";
-import { cidrContains, cidrCovers, cidrFirst, formatIp, parseCidr, parseIp, parseIpWithPrefix } from "../model/ip.js";
+import { cidrContains, cidrCovers, cidrFirst, formatCidr, formatIp, parseCidr, parseIp, parseIpWithPrefix } from "../model/ip.js";
 import type { Lease } from "../model/lease.js";
 import type { NetworkConfig } from "../model/network.js";
-import { emptyDataplane, VTEP_NAME, type Dataplane, type PeerStatus, type Transport } from "../dataplane/state.js";
+import { BGP_ROUTE_TABLE, BGP_RULE_PREF, emptyDataplane, VTEP_NAME, type Dataplane, type PeerStatus, type Transport } from "../dataplane/state.js";
 
 export interface Underlay {
   /** The interface carrying node-to-node traffic. */
@@ -78,6 +82,9 @@ export function peerTransport(c: NetworkConfig, underlayCidr: string, peer: Leas
       return vxlan();
     case "cross-subnet":
       return direct ? { transport: "host-gw" } : vxlan();
+    case "bgp":
+      // BIRD learns and installs the route; which peers it can reach is the BGP plan's to say.
+      return { transport: "bgp" };
   }
 }
 
@@ -118,5 +125,11 @@ export function desiredState(input: DesiredInput): Desired {
     }
   }
   if (config.natOutgoing) dp.nat = { podNetwork: config.network };
+  if (config.backend.type === "bgp") {
+    // Unused addresses of our own block stop here; learned blocks are in BIRD's table, which
+    // pod-network traffic looks up first (our block is never in it, so it falls through to main).
+    dp.blackholes = [self.subnet];
+    dp.rule = { pref: BGP_RULE_PREF, to: formatCidr(network), table: BGP_ROUTE_TABLE };
+  }
   return { dataplane: dp, peers };
 }

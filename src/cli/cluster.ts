@@ -9,6 +9,7 @@ import { openDatastore } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { RealPolicyKernel } from "../kernel/policy.js";
+import { RealBirdKernel } from "../kernel/bird.js";
 import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
 import { BACKENDS, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
@@ -24,6 +25,7 @@ export interface GlobalOptions {
 
 export const DEFAULT_SUBNET_FILE = "/run/trellis/subnet.env";
 export const DEFAULT_ENDPOINT_DIR = "/run/trellis/endpoints";
+export const DEFAULT_BIRD_DIR = "/run/trellis/bird";
 
 /** The datastore URL the global options name. */
 export function datastoreUrl(g: GlobalOptions): string {
@@ -59,6 +61,12 @@ function configFromFlags(base: Record<string, unknown>, o: Record<string, unknow
   if (o.subnetMin !== undefined) raw.subnetMin = o.subnetMin;
   if (o.subnetMax !== undefined) raw.subnetMax = o.subnetMax;
   if (o.natOutgoing !== undefined) raw.natOutgoing = o.natOutgoing;
+  if (o.as !== undefined || o.nodeMesh !== undefined) {
+    const bgp = { ...((base.bgp as Record<string, unknown>) ?? {}) };
+    if (o.as !== undefined) bgp.asNumber = o.as;
+    if (o.nodeMesh !== undefined) bgp.nodeMesh = o.nodeMesh;
+    raw.bgp = bgp;
+  }
   const backend = { ...((base.backend as Record<string, unknown>) ?? {}) };
   if (o.backend !== undefined) backend.type = o.backend;
   if (o.vni !== undefined) backend.vni = o.vni;
@@ -80,6 +88,7 @@ function showConfig(c: NetworkConfig, output: string): string {
     ["port", String(c.backend.port)],
     ["mtu", c.backend.mtu ? String(c.backend.mtu) : "(underlay MTU - overhead)"],
     ["natOutgoing", String(c.natOutgoing)],
+    ...(c.bgp ? [["bgp.asNumber", String(c.bgp.asNumber)], ["bgp.nodeMesh", String(c.bgp.nodeMesh)]] : []),
   ]);
 }
 
@@ -95,7 +104,10 @@ export function networkCommand(globals: () => GlobalOptions): Command {
     .option("--port <n>", "VXLAN UDP port", int("--port"))
     .option("--mtu <n>", "pod MTU (default: underlay MTU - 50 for VXLAN)", int("--mtu"))
     .option("--nat-outgoing", "masquerade pod traffic leaving the pod network")
-    .option("--no-nat-outgoing", "do not masquerade");
+    .option("--no-nat-outgoing", "do not masquerade")
+    .option("--as <asn>", "bgp: the cluster's AS number (default 64512; a node may set its own)")
+    .option("--node-mesh", "bgp: every node peers with every other node (the default)")
+    .option("--no-node-mesh", "bgp: nodes peer only with route reflectors and external peers");
 
   /**
    * Refuses a config that strands live leases (blocks it could not have leased) unless --force;
@@ -243,10 +255,11 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--no-policy", "do not enforce network policy on this node")
     .option("--cni-socket <path>", "serve the CNI plugin's calls on this socket (the plugin's agentSocket)", DEFAULT_AGENT_SOCKET)
     .option("--no-cni-socket", "do not serve CNI calls (the plugin then does all the work itself)")
+    .option("--bird-dir <dir>", "bgp backend: where BIRD's config, control socket, pid file and log live", DEFAULT_BIRD_DIR)
     .option("--cni-socket-group <group>", SOCKET_GROUP_HELP)
     .action(async (o: {
       node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
-      cniSocket: string | false; cniSocketGroup?: string;
+      cniSocket: string | false; cniSocketGroup?: string; birdDir: string;
     }) => {
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
@@ -264,6 +277,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       const agent = new Agent({
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,
+        bird: new RealBirdKernel(o.birdDir),
         ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
       });
       try {

@@ -104,10 +104,14 @@ export function labCommand(): Command {
     .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
     .option("--allow-unreachable", "build a topology that leaves node pairs without a path (host-gw across segments); lab check accepts those pairs")
     .option("--resync <seconds>", "agents' periodic kernel resync (drift repair)", int("--resync"), LAB_RESYNC_SECONDS)
+    .option("--tor", "bgp: a ToR router (FRR) per segment carries the pod routes between segments")
+    .option("--route-reflectors <k>", "bgp: the first K nodes are route reflectors", int("--route-reflectors"))
+    .option("--no-node-mesh", "bgp: no node-to-node mesh (nodes peer with reflectors and ToRs only)")
     .addOption(cniDir)
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
       natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number; spec?: string; allowUnreachable?: boolean; resync: number;
+      tor?: boolean; routeReflectors?: number; nodeMesh: boolean;
     }, cmd: Command) => {
       requireRoot();
       const spec = o.spec ? parseLabSpec(readInputFile(o.spec), o.spec) : undefined;
@@ -123,6 +127,8 @@ export function labCommand(): Command {
           datastore: o.datastore, natOutgoing: o.natOutgoing, resyncSeconds: o.resync,
           ...(o.podCidr !== undefined ? { podNetwork: o.podCidr } : {}), ...(o.subnetLen !== undefined ? { subnetLen: o.subnetLen } : {}),
           ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
+          ...(o.tor ? { tor: true } : {}), ...(o.routeReflectors !== undefined ? { routeReflectors: o.routeReflectors } : {}),
+          ...(o.nodeMesh === false ? { nodeMesh: false } : {}),
           ...(spec ? { spec } : {}),
         }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
@@ -140,15 +146,21 @@ export function labCommand(): Command {
     .description("show the lab's nodes and pods")
     .requiredOption("--name <name>", "lab name")
     .addOption(outputOption())
-    .action((o: { name: string; output: string }) => {
-      const s = labStatus(o.name);
+    .action(async (o: { name: string; output: string }) => {
+      const s = await labStatus(o.name);
       if (o.output !== "table") {
         process.stdout.write(formatOutput(s, o.output));
         return;
       }
       process.stdout.write(`backend ${s.backend}${s.datastore ? `, datastore ${s.datastore}` : ""}\n\n`);
-      process.stdout.write(printTable(["NODE", "NETNS", "IP", "SEGMENT", "SUBNET", "AGENT PID"],
-        s.nodes.map((n) => [n.name, n.netns, n.ip, String(n.segment), n.subnet, n.agentPid ? String(n.agentPid) : "-"])) + "\n\n");
+      process.stdout.write(printTable(["NODE", "NETNS", "IP", "SEGMENT", "SUBNET", "AGENT PID", ...(s.backend === "bgp" ? ["BGP SESSIONS"] : [])],
+        s.nodes.map((n) => [n.name, n.netns, n.ip, String(n.segment), n.subnet, n.agentPid ? String(n.agentPid) : "-",
+          ...(s.backend === "bgp" ? [n.bgp ? n.bgp.map((x) => `${x.peer}:${x.state}`).join(" ") || "-" : "(BIRD not running)"] : [])])) + "\n\n");
+      if (s.tors) {
+        process.stdout.write(printTable(["TOR", "NETNS", "IP", "SPINE IP", "AS", "BGP SESSIONS"], s.tors.map((t) => [
+          t.name, t.netns, t.ip, t.spineIp, String(t.asNumber), t.bgp ? t.bgp.map((x) => `${x.peer}:${x.state}`).join(" ") || "-" : "(FRR not answering)",
+        ])) + "\n\n");
+      }
       process.stdout.write(printTable(["POD", "NAMESPACE", "NODE", "IP", "NETNS"], s.pods.map((p) => [p.name, p.namespace, p.node, p.ip, p.netns])) + "\n");
       for (const w of s.warnings) process.stdout.write(`\nwarning: ${w}\n`);
     });

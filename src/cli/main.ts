@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { execAttachedIn } from "../kernel/netns.js";
 import { readState } from "../lab/lab.js";
 import { cniCommand } from "./cni.js";
+import { bgpCommand, nodeSettingsCommands } from "./bgp.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
@@ -45,12 +46,15 @@ program
 
 const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 program.addCommand(networkCommand(globals));
-program.addCommand(nodesCommand(globals));
+const nodes = nodesCommand(globals);
+for (const c of nodeSettingsCommands(globals)) nodes.addCommand(c);
+program.addCommand(nodes);
 program.addCommand(agentCommand(globals));
 program.addCommand(cniCommand());
 for (const c of applyCommands(globals)) program.addCommand(c);
 program.addCommand(getCommand(globals));
 program.addCommand(policyCommand(globals));
+program.addCommand(bgpCommand(globals));
 program.addCommand(probeCommand(), { hidden: true });
 program.addCommand(labCommand());
 

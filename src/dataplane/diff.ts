@@ -3,7 +3,7 @@
 // routes with our protocol number, entries on our VTEP, our nft table), so nothing else can ever
 // be changed or removed.
 import {
-  AGENT_ROUTE_PROTO, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type Dataplane, type FdbSpec, type NeighSpec, type RouteSpec, type VtepSpec,
+  AGENT_ROUTE_PROTO, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type Dataplane, type FdbSpec, type NeighSpec, type RouteSpec, type RuleSpec, type VtepSpec,
 } from "./state.js";
 
 export interface ActualDataplane extends Dataplane {
@@ -14,6 +14,10 @@ export interface ActualDataplane extends Dataplane {
   natState: "absent" | "ours" | "drifted";
   /** Names of the node's links, when read: a pod route is only put back on a veth that exists. */
   links?: string[];
+  /** Our policy-routing rules (those with our preference), as read. */
+  rules?: RuleSpec[];
+  /** Unicast routes in the BGP table (what BIRD installed), by destination. */
+  bgpRoutes?: Array<{ dst: string; via?: string; dev?: string }>;
 }
 
 export type Step =
@@ -113,6 +117,16 @@ export function diffDataplane(desired: Dataplane, actual: ActualDataplane): Step
     .map((r) => ip(`route del ${r.dst} proto ${AGENT_ROUTE_PROTO}`));
 
   if (!dv && av) late.push(ip(`link del ${VTEP_NAME}`));
+
+  // Blackholes (bgp: the node's own block) and the rule to the BGP table.
+  const haveBlackholes = new Set(actual.blackholes ?? []);
+  for (const b of desired.blackholes ?? []) if (!haveBlackholes.has(b)) routes.push(ip(`route replace blackhole ${b} proto ${AGENT_ROUTE_PROTO}`));
+  const wantBlackholes = new Set(desired.blackholes ?? []);
+  for (const b of actual.blackholes ?? []) if (!wantBlackholes.has(b)) removals.push(ip(`route del blackhole ${b} proto ${AGENT_ROUTE_PROTO}`));
+  const sameRule = (a: RuleSpec, b: RuleSpec): boolean => a.pref === b.pref && a.to === b.to && a.table === b.table;
+  const want = desired.rule;
+  for (const r of actual.rules ?? []) if (!want || !sameRule(r, want)) removals.push(ip(`rule del pref ${r.pref} to ${r.to} lookup ${r.table}`));
+  if (want && !(actual.rules ?? []).some((r) => sameRule(r, want))) routes.push(ip(`rule add pref ${want.pref} to ${want.to} lookup ${want.table}`));
 
   // Pod host routes: put back what went missing, on veths that still exist; never remove any
   // (a pod's DEL takes its route away with its veth).

@@ -60,7 +60,7 @@ export class Reconciler {
     let errors: string[] = [];
     let actual: ActualDataplane | undefined;
     try {
-      actual = await this.kernel.read();
+      actual = await this.kernel.read({ bgp: !!desired.rule, v6PodRoutes: (desired.podRoutes ?? []).some((r) => r.dst.includes(":")) });
       steps = diffDataplane(desired, actual);
       if (steps.length > 0) errors = await this.kernel.apply(steps);
     } catch (e) {

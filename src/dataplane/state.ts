@@ -7,6 +7,10 @@ export const VTEP_NAME = "trellis.vxlan";
 export const AGENT_ROUTE_PROTO = 202;
 /** Route protocol number of a pod's own host route, made by the plugin (cni/attachment.ts ROUTE_PROTO). */
 export const POD_ROUTE_PROTO = 201;
+/** Kernel routing table BIRD writes learned pod routes to (the bgp backend): ours alone. */
+export const BGP_ROUTE_TABLE = 203;
+/** Priority of our rule sending pod-network traffic to that table (before the main table's 32766). */
+export const BGP_RULE_PREF = 2030;
 /** nftables table the agent owns for NAT. */
 export const NAT_TABLE = "trellis-nat";
 
@@ -51,6 +55,13 @@ export interface PodRouteSpec {
   dev: string;
 }
 
+/** A policy-routing rule of ours: traffic to `to` looks up `table` (the BGP backend's table). */
+export interface RuleSpec {
+  pref: number;
+  to: string;
+  table: number;
+}
+
 export interface NatSpec {
   podNetwork: string;
 }
@@ -63,9 +74,13 @@ export interface Dataplane {
   nat?: NatSpec;
   /** Host routes of this node's routed-mode pods, from the endpoint spool (repaired, never removed). */
   podRoutes?: PodRouteSpec[];
+  /** Blocks dropped here when no more specific route exists (bgp: this node's own block). */
+  blackholes?: string[];
+  /** bgp: pod-network traffic looks up the table BIRD fills. */
+  rule?: RuleSpec;
 }
 
-export type Transport = "vxlan" | "host-gw" | "unreachable";
+export type Transport = "vxlan" | "host-gw" | "bgp" | "unreachable";
 
 export interface PeerStatus {
   node: string;

@@ -103,6 +103,17 @@ function transportHop(from: NodeFacts, to: NodeFacts, config: NetworkConfig | un
   const peer = d.peers[0]!;
   if (peer.transport === "unreachable") return { hop, ok: false, detail: `${from.name} cannot reach ${to.name} by configuration: ${peer.reason}` };
   if (!from.dataplane) return { hop, ok: undefined, detail: `route from ${from.name} to ${to.lease.subnet}: ${from.name}'s kernel state was not read` };
+  if (peer.transport === "bgp") {
+    const rule = d.dataplane.rule!;
+    if (!(from.dataplane.rules ?? []).some((r) => r.pref === rule.pref && r.to === rule.to && r.table === rule.table)) {
+      return { hop, ok: false, detail: `${from.name} has no rule sending pod-network traffic to the BGP table (pref ${rule.pref} to ${rule.to} lookup ${rule.table})` };
+    }
+    const learned = (from.dataplane.bgpRoutes ?? []).find((r) => r.dst === to.lease!.subnet);
+    if (!learned) {
+      return { hop, ok: false, detail: `${from.name}'s BGP table (${rule.table}) has no route to ${to.name}'s block ${to.lease.subnet}: its BIRD has not learned it (see trellis bgp status)` };
+    }
+    return { hop, ok: true, detail: `${from.name} routes ${to.lease.subnet} via ${learned.via ?? "?"}${learned.dev ? ` dev ${learned.dev}` : ""} (learned over BGP)` };
+  }
   const want = d.dataplane.routes.find((r) => r.dst === to.lease!.subnet)!;
   const have = from.dataplane.routes.find((r) => r.dst === want.dst);
   const expected = `via ${want.via} dev ${want.dev}${want.onlink ? " onlink" : ""}`;

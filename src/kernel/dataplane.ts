@@ -3,11 +3,22 @@
 // and `nft -f` (atomic). With -force a failing line does not stop the others; the reconciler
 // reads back again and retries whatever is still missing.
 import type { ActualDataplane, Step } from "../dataplane/diff.js";
-import { AGENT_ROUTE_PROTO, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type FdbSpec, type NeighSpec, type PodRouteSpec, type RouteSpec } from "../dataplane/state.js";
+import {
+  AGENT_ROUTE_PROTO, BGP_ROUTE_TABLE, BGP_RULE_PREF, NAT_TABLE, POD_ROUTE_PROTO, VTEP_NAME, type FdbSpec, type NeighSpec, type PodRouteSpec, type RouteSpec,
+} from "../dataplane/state.js";
+import * as fs from "node:fs";
 import { KernelError, runAsync } from "./exec.js";
 
+/** What a read must cover beyond the basics (each costs a process): given from the desired state. */
+export interface ReadScope {
+  /** Pod routes of IPv6 addresses are desired. */
+  v6PodRoutes?: boolean;
+  /** The bgp backend is desired (its rule, blackhole and BIRD's table). */
+  bgp?: boolean;
+}
+
 export interface DataplaneKernel {
-  read(): Promise<ActualDataplane>;
+  read(scope?: ReadScope): Promise<ActualDataplane>;
   /** Applies steps in order; returns the errors of the steps that failed (empty when all applied). */
   apply(steps: readonly Step[]): Promise<string[]>;
   /** Underlay facts: the device that holds `ip` (or the default route's device) and its address/MTU. */
@@ -26,11 +37,21 @@ interface LinkJson {
 }
 
 interface RouteJson {
+  type?: string;
   dst: string;
   gateway?: string;
   dev: string;
   protocol?: string;
   flags?: string[];
+}
+
+/** The links of our own namespace, without a process: /proc/sys/net lists the caller's namespace's. */
+function ownLinks(): string[] {
+  try {
+    return fs.readdirSync("/proc/sys/net/ipv4/conf").filter((n) => n !== "all" && n !== "default");
+  } catch {
+    return [];
+  }
 }
 
 /** `ip -j route` shows a host route's dst without its length. */
@@ -45,9 +66,17 @@ export class RealDataplaneKernel implements DataplaneKernel {
     return (out ? JSON.parse(out) : []) as T;
   }
 
-  /** Reads everything we own; the reads run concurrently (they are independent processes). */
-  async read(): Promise<ActualDataplane> {
+  /** Whether the last read found BGP objects of ours: read them again until they are gone. */
+  private bgpSeen = false;
+
+  /**
+   * Reads everything we own; the reads run concurrently (they are independent processes). The
+   * BGP rule and table are read when the bgp backend is desired or left something behind; IPv6
+   * pod routes when some are desired. Links come from /proc (no process) in our own namespace.
+   */
+  async read(scope: ReadScope = {}): Promise<ActualDataplane> {
     const json = <T>(cmd: string, args: string[]): Promise<T> => this.json<T>(cmd, args);
+    const bgp = !!scope.bgp || this.bgpSeen;
     const actual: ActualDataplane = { routes: [], fdb: [], neigh: [], natState: "absent" };
     const absentIsEmpty = async <T>(p: Promise<T[]>): Promise<T[]> => {
       try {
@@ -57,16 +86,29 @@ export class RealDataplaneKernel implements DataplaneKernel {
         throw e;
       }
     };
-    const [links, fdb, neigh, routes, routes6, nat] = await Promise.all([
-      json<LinkJson[]>("ip", ["-d", "-j", "addr", "show"]),
+    const [vteps, links, fdb, neigh, routes, routes6, nat, rules, bgpRoutes] = await Promise.all([
+      absentIsEmpty(json<LinkJson[]>("ip", ["-d", "-j", "addr", "show", "dev", VTEP_NAME])),
+      this.opts.netns ? json<LinkJson[]>("ip", ["-j", "link", "show"]).then((l) => l.map((x) => x.ifname)) : Promise.resolve(ownLinks()),
       absentIsEmpty(json<Array<{ mac: string; dst?: string }>>("bridge", ["-j", "fdb", "show", "dev", VTEP_NAME])),
       absentIsEmpty(json<Array<{ dst: string; lladdr?: string; state?: string[] }>>("ip", ["-j", "-4", "neigh", "show", "dev", VTEP_NAME])),
       json<RouteJson[]>("ip", ["-j", "-4", "route", "show", "table", "main"]),
-      json<RouteJson[]>("ip", ["-j", "-6", "route", "show", "table", "main", "proto", String(POD_ROUTE_PROTO)]),
+      scope.v6PodRoutes ? json<RouteJson[]>("ip", ["-j", "-6", "route", "show", "table", "main", "proto", String(POD_ROUTE_PROTO)]) : Promise.resolve([]),
       this.readNat(),
+      bgp ? json<Array<{ priority: number; dst?: string; dstlen?: number; table?: string }>>("ip", ["-j", "-4", "rule", "show", "pref", String(BGP_RULE_PREF)])
+        : Promise.resolve([]),
+      // The BGP table exists only once BIRD has put a route in it.
+      bgp ? json<RouteJson[]>("ip", ["-j", "-4", "route", "show", "table", String(BGP_ROUTE_TABLE)]).catch((e: unknown) => {
+        if (e instanceof KernelError && /table does not exist/i.test(e.stderr)) return [];
+        throw e;
+      }) : Promise.resolve([]),
     ]);
-    actual.links = links.map((l) => l.ifname);
-    const vtep = links.find((l) => l.ifname === VTEP_NAME);
+    actual.rules = rules.filter((r) => r.dst !== undefined).map((r) => ({
+      pref: r.priority, to: r.dst!.includes("/") ? r.dst! : `${r.dst}/${r.dstlen ?? 32}`, table: Number(r.table),
+    }));
+    actual.bgpRoutes = bgpRoutes.filter((r) => (r.type ?? "unicast") === "unicast")
+      .map((r) => ({ dst: withLength(r.dst), ...(r.gateway ? { via: r.gateway } : {}), ...(r.dev ? { dev: r.dev } : {}) }));
+    actual.links = links;
+    const vtep = vteps[0];
     if (vtep?.linkinfo?.info_kind === "vxlan") {
       const d = vtep.linkinfo.info_data ?? {};
       let dev = d.link ?? "";
@@ -82,6 +124,8 @@ export class RealDataplaneKernel implements DataplaneKernel {
       actual.neigh = neigh.filter((n) => n.lladdr && (n.state ?? []).includes("PERMANENT"))
         .map((n): NeighSpec => ({ ip: n.dst, mac: n.lladdr! }));
     }
+    actual.blackholes = routes.filter((r) => r.protocol === String(AGENT_ROUTE_PROTO) && r.type === "blackhole").map((r) => withLength(r.dst));
+    this.bgpSeen = actual.rules.length > 0 || actual.blackholes.length > 0;
     actual.routes = routes.filter((r) => r.protocol === String(AGENT_ROUTE_PROTO) && r.gateway).map((r): RouteSpec => ({
       dst: withLength(r.dst), via: r.gateway!, dev: r.dev, onlink: (r.flags ?? []).includes("onlink"),
     }));

@@ -11,6 +11,10 @@ import {
 import { LabRuntime } from "./runtime.js";
 import { KernelError, runAsync } from "../kernel/exec.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
+import { RealBirdKernel } from "../kernel/bird.js";
+import { RR_LABEL } from "../bgp/model.js";
+import { LAB_SEGMENT_LABEL, startTors, torVtysh } from "./tor.js";
+import { parseProtocols } from "../bgp/bird-status.js";
 import { diagnosePath, type NodeFacts, type PodFacts } from "../diagnose/path.js";
 import type { NodeRow } from "../cli/cluster.js";
 import type { Lease } from "../model/lease.js";
@@ -19,7 +23,7 @@ import { evaluate, PolicyIndex } from "../policy/evaluate.js";
 import type { PolicyModel, Protocol } from "../policy/model.js";
 import type { ProbeTarget } from "./probe.js";
 import {
-  LAB_NAME_RE, labNetnsPrefix, labObjects, labWarnings, nodeConflist, planLab, unreachableNodePairs, type LabNode, type LabOptions, type LabPlan, type LabPod,
+  LAB_NAME_RE, labNetnsPrefix, labObjects, labWarnings, nodeConflist, planLab, unreachableNodePairs, type LabTor, type LabNode, type LabOptions, type LabPlan, type LabPod,
 } from "./plan.js";
 
 export const LAB_ROOT = "/run/trellis/lab";
@@ -59,6 +63,8 @@ const stateFile = (name: string): string => path.join(labDir(name), "state.json"
 export const nodeDir = (lab: string, node: string): string => path.join(labDir(lab), node);
 export const subnetFileOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "subnet.env");
 export const cniSocketOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "cni.sock");
+/** Where a node's agent keeps BIRD's files (bgp backend): config, control socket, pid file, log. */
+export const birdDirOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "bird");
 
 /** Whether anything of a lab named `name` exists: its state, its directory, or a namespace with its prefix. */
 export function labExists(name: string): boolean {
@@ -186,7 +192,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
   if (agents) {
     say(`network ${plan.podNetwork}, backend ${plan.backend}, natOutgoing ${plan.natOutgoing}`);
     const init = ["--datastore", state.datastoreUrl!, "network", "init", "--cidr", plan.podNetwork, "--subnet-len", String(plan.subnetLen),
-      "--backend", plan.backend, plan.natOutgoing ? "--nat-outgoing" : "--no-nat-outgoing"];
+      "--backend", plan.backend, plan.natOutgoing ? "--nat-outgoing" : "--no-nat-outgoing", ...(plan.bgp && !plan.bgp.nodeMesh ? ["--no-node-mesh"] : [])];
     let last = "";
     await waitFor("the datastore to accept the network config", 30_000, () => {
       const r = trellisIn(plan.controlNetns, tools.trellisBin, init);
@@ -195,6 +201,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     }).catch((e: Error) => {
       throw new Error(`${e.message}: ${last}`);
     });
+    if (plan.bgp) setUpBgp(state, tools, progress);
     say(`agents on ${plan.nodes.length} node(s)`);
     for (const node of plan.nodes) startAgent(plan, state, node, tools.trellisBin);
     for (const node of plan.nodes) {
@@ -222,6 +229,29 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     progress(`all agents see all nodes and have programmed their routes${pairs ? `; ${pairs} node pair(s) have no path by configuration (see the warning)` : ""}`);
   }
   return state;
+}
+
+/**
+ * A bgp lab's routing, before the agents start: route reflectors labelled, and with --tor one FRR
+ * router per segment (its own AS) peering with its segment's nodes (one AS per segment, "AS per
+ * rack") and, over a spine, with the other ToRs.
+ */
+function setUpBgp(state: LabState, tools: LabTools, progress: Progress): void {
+  const { plan } = state;
+  const bgp = plan.bgp!;
+  const cli = (args: string[]): void => {
+    const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl!, ...args]);
+    if (!r.ok) throw new Error(`trellis ${args.join(" ")}: ${r.out}`);
+  };
+  for (const rr of bgp.reflectors) cli(["nodes", "label", rr, `${RR_LABEL}=true`]);
+  if (bgp.reflectors.length) progress(`route reflectors: ${bgp.reflectors.join(", ")}${bgp.nodeMesh ? " (the node mesh stays on)" : ", node mesh off"}`);
+  for (const [node, as] of Object.entries(bgp.nodeAs)) cli(["nodes", "set", node, "--as", String(as)]);
+  if (bgp.tors.length === 0) return;
+  for (const n of plan.nodes) cli(["nodes", "label", n.name, `${LAB_SEGMENT_LABEL}=${n.segment}`]);
+  for (const t of bgp.tors) {
+    cli(["bgp", "peer", "add", `tor${t.segment}`, "--peer-ip", t.ip, "--as", String(t.asNumber), "--node-selector", `${LAB_SEGMENT_LABEL}=${t.segment}`]);
+  }
+  startTors(state, labDir(plan.name), () => writeState(state), progress);
 }
 
 /** CNI ADD for a pod whose namespace exists, then its probe servers; returns its addresses. */
@@ -318,7 +348,7 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   const pid = spawnDetachedIn(node.netns, trellisBin, [
     "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
-    "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name),
+    "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name), "--bird-dir", birdDirOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
     ...(plan.mode === "bridge" ? ["--no-policy"] : []),
   ], path.join(dir, "agent.log"), env);
@@ -383,6 +413,14 @@ export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, 
       await stopProcess(p.pid);
       progress(`stopped ${p.what} (pid ${p.pid})`);
     }
+    // The agents' BIRDs outlive agent restarts (their routes stay in place): each is found by the
+    // pid file in its node's directory, and ended after its agent (which would start it again).
+    for (const n of state.plan.nodes) {
+      const pid = new RealBirdKernel(birdDirOf(name, n.name)).pid();
+      if (pid === undefined) continue;
+      await stopProcess(pid);
+      progress(`stopped BIRD of ${n.name} (pid ${pid})`);
+    }
     for (const pod of state.plan.pods) {
       if (!netnsExists(pod.netns) && !state.podIps[podKey(pod)]) continue;
       try {
@@ -411,11 +449,13 @@ export async function labDown(name: string, tools: Pick<LabTools, "cniBinDir">, 
 }
 
 export interface LabStatus {
+  /** bgp labs with --tor: each ToR router and its sessions. */
+  tors?: Array<{ name: string; netns: string; ip: string; spineIp: string; asNumber: number; bgp?: LabBgpSession[] }>;
   backend: string;
   datastore?: string;
   /** What this lab will not do (bridge mode: no policy; node pairs without a path). */
   warnings: string[];
-  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number }>;
+  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number; bgp?: LabBgpSession[] }>;
   pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
 }
 
@@ -428,19 +468,66 @@ function nodeSubnet(lab: string, n: LabNode): string {
   }
 }
 
-export function labStatus(name: string): LabStatus {
+/** One BGP session as a lab's node (BIRD) or ToR (FRR) reports it. */
+export interface LabBgpSession {
+  peer: string;
+  address: string;
+  state: string;
+  received?: number;
+  exported?: number;
+}
+
+/** A node's BIRD sessions, read through its control socket (BIRD's own words); [] without BIRD. */
+async function nodeBgpSessions(lab: string, node: string): Promise<LabBgpSession[] | undefined> {
+  const bird = new RealBirdKernel(birdDirOf(lab, node));
+  if (bird.pid() === undefined) return undefined;
+  try {
+    return parseProtocols(await bird.show(["protocols", "all"])).filter((p) => p.proto === "BGP").map((p) => ({
+      peer: p.description ?? p.name, address: p.neighborAddress ?? "", state: p.bgpState ?? p.state,
+      ...(p.routes ? { received: p.routes.imported + p.routes.filtered, exported: p.routes.exported } : {}),
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A ToR's FRR sessions (`show bgp summary json`). */
+function torBgpSessions(lab: string, tor: LabTor): LabBgpSession[] | undefined {
+  try {
+    const j = JSON.parse(torVtysh(labDir(lab), tor, "show bgp summary json")) as {
+      ipv4Unicast?: { peers?: Record<string, { desc?: string; state?: string; pfxRcd?: number; pfxSnt?: number }> };
+    };
+    return Object.entries(j.ipv4Unicast?.peers ?? {}).map(([address, p]) => ({
+      peer: p.desc ?? address, address, state: p.state ?? "", ...(p.pfxRcd !== undefined ? { received: p.pfxRcd } : {}),
+      ...(p.pfxSnt !== undefined ? { exported: p.pfxSnt } : {}),
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+export async function labStatus(name: string): Promise<LabStatus> {
   const state = requireState(name);
+  const bgp = state.plan.bgp;
   return {
     backend: state.plan.backend,
     ...(state.datastoreUrl ? { datastore: state.datastoreUrl } : {}),
     warnings: labWarnings(state.plan),
-    nodes: state.plan.nodes.map((n) => {
+    nodes: await Promise.all(state.plan.nodes.map(async (n) => {
       const pid = state.pids.find((p) => p.what === `agent ${n.name}`)?.pid;
+      const sessions = bgp ? await nodeBgpSessions(name, n.name) : undefined;
       return {
         name: n.name, netns: n.netns, ip: n.ip.split("/")[0]!, segment: n.segment, subnet: nodeSubnet(name, n),
         ...(pid !== undefined && processAlive(pid) ? { agentPid: pid } : {}),
+        ...(sessions ? { bgp: sessions } : {}),
       };
-    }),
+    })),
+    ...(bgp?.tors.length ? {
+      tors: bgp.tors.map((t) => {
+        const sessions = torBgpSessions(name, t);
+        return { name: `tor${t.segment}`, netns: t.netns, ip: t.ip, spineIp: t.spineIp, asNumber: t.asNumber, ...(sessions ? { bgp: sessions } : {}) };
+      }),
+    } : {}),
     pods: state.plan.pods
       .filter((p) => state.podIps[podKey(p)])
       .map((p) => ({ name: p.name, namespace: p.namespace, node: p.node, netns: p.netns, ip: state.podIps[podKey(p)]![0] ?? "", ifname: p.ifname })),
@@ -702,7 +789,7 @@ class FactGatherer {
       // not read: the diagnosis says so
     }
     try {
-      f.dataplane = await new RealDataplaneKernel({ netns: netnsPath(n.netns) }).read();
+      f.dataplane = await new RealDataplaneKernel({ netns: netnsPath(n.netns) }).read({ bgp: this.view?.config?.backend.type === "bgp" });
     } catch {
       // not read
     }

@@ -32,6 +32,9 @@ export interface LabSpec {
   podCidr?: string;
   subnetLen?: number;
   allowUnreachable?: boolean;
+  tor?: boolean;
+  routeReflectors?: number;
+  nodeMesh?: boolean;
   namespaces?: Array<{ name: string; labels?: Record<string, string> }>;
   pods: Array<{ name: string; namespace?: string; node: string; labels?: Record<string, string>; ports?: LabPort[] }>;
 }
@@ -61,6 +64,12 @@ export interface LabOptions {
   allowUnreachable?: boolean;
   /** Agents' periodic kernel resync, seconds (default 5). Long values keep injected faults for tests. */
   resyncSeconds?: number;
+  /** bgp: a ToR router (FRR) per segment peering with its segment's nodes and the other ToRs. */
+  tor?: boolean;
+  /** bgp: the first K nodes are route reflectors. */
+  routeReflectors?: number;
+  /** bgp: the node-to-node mesh (default on). */
+  nodeMesh?: boolean;
 }
 
 export interface LabNode {
@@ -115,6 +124,27 @@ export interface LabPlan {
   allowUnreachable?: boolean;
   /** Agents' periodic kernel resync, seconds (absent: 5). */
   resyncSeconds?: number;
+  /** bgp only. */
+  bgp?: LabBgp;
+}
+
+/** A bgp lab's routing: mesh or not, reflectors, and per-segment ToRs (FRR) with their AS numbers. */
+export interface LabBgp {
+  nodeMesh: boolean;
+  /** Nodes that are route reflectors. */
+  reflectors: string[];
+  tors: LabTor[];
+  /** Per node, its AS when it is not the cluster's (ToR labs: one AS per segment, "AS per rack"). */
+  nodeAs: Record<string, number>;
+}
+
+export interface LabTor {
+  segment: number;
+  netns: string;
+  /** Its address on the segment (nodes peer with it) and on the spine (ToRs peer with each other). */
+  ip: string;
+  spineIp: string;
+  asNumber: number;
 }
 
 export const LAB_NAME_RE = /^[a-z][a-z0-9]{0,11}$/;
@@ -143,6 +173,11 @@ export function validateLabOptions(o: LabOptions): void {
   }
   if (o.resyncSeconds !== undefined && (!Number.isInteger(o.resyncSeconds) || o.resyncSeconds < 1 || o.resyncSeconds > 86400)) {
     throw invalid("--resync", o.resyncSeconds, "must be 1..86400 seconds");
+  }
+  const bgpFlag = o.tor ? "--tor" : o.routeReflectors !== undefined ? "--route-reflectors" : o.nodeMesh === false ? "--no-node-mesh" : undefined;
+  if (bgpFlag && o.backend !== "bgp") throw invalid(bgpFlag, true, "needs --backend bgp");
+  if (o.routeReflectors !== undefined && (!Number.isInteger(o.routeReflectors) || o.routeReflectors < 1 || o.routeReflectors > o.nodes)) {
+    throw invalid("--route-reflectors", o.routeReflectors, `must be 1..${o.nodes} (the number of nodes)`);
   }
   if (o.backend === "none" && o.datastore === "etcd") throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
   if (o.backend === "none" && (o.podNetwork !== undefined || o.subnetLen !== undefined)) {
@@ -224,6 +259,19 @@ export function planLab(o: LabOptions): LabPlan {
     ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
     ...(o.resyncSeconds !== undefined ? { resyncSeconds: o.resyncSeconds } : {}),
   };
+  if (backend === "bgp") {
+    plan.bgp = {
+      nodeMesh: o.nodeMesh ?? true,
+      reflectors: nodes.slice(0, o.routeReflectors ?? 0).map((n) => n.name),
+      tors: o.tor ? segments.map((seg) => ({
+        segment: seg.index, netns: `${prefix}tor${seg.index}`, ip: `10.99.${seg.index}.3`, spineIp: `10.98.0.${seg.index}`, asNumber: 65100 + seg.index,
+      })) : [],
+      // ToR labs: with the mesh, one AS per segment ("AS per rack": iBGP inside the rack, eBGP to
+      // its ToR); without it, one AS per node, so that a rack's ToR can hand one node's block to
+      // another of the same rack (eBGP would refuse a path holding the receiver's own AS).
+      nodeAs: o.tor ? Object.fromEntries(nodes.map((n, i) => [n.name, (o.nodeMesh ?? true) ? 65000 + n.segment : 65200 + i + 1])) : {},
+    };
+  }
   const unreachable = unreachableNodePairs(plan);
   if (unreachable.length > 0 && !plan.allowUnreachable) {
     throw invalid("--backend", backend, `leaves ${unreachable.length} node pair(s) without a path (${unreachable[0]!.why}: ` +
@@ -238,15 +286,26 @@ export function planLab(o: LabOptions): LabPlan {
  * router between segments knows nothing of pod blocks). `--backend none` is not listed: with no
  * agents, pods reaching only their own node is what was asked for.
  */
-export function unreachableNodePairs(plan: Pick<LabPlan, "backend" | "nodes">): Array<{ a: string; b: string; why: string }> {
-  if (plan.backend !== "host-gw") return [];
+export function unreachableNodePairs(plan: Pick<LabPlan, "backend" | "nodes" | "bgp">): Array<{ a: string; b: string; why: string }> {
   const out: Array<{ a: string; b: string; why: string }> = [];
   for (const [i, a] of plan.nodes.entries()) {
     for (const b of plan.nodes.slice(i + 1)) {
-      if (a.segment !== b.segment) out.push({ a: a.name, b: b.name, why: `host-gw cannot cross segments (${a.name} on segment ${a.segment}, ${b.name} on ${b.segment})` });
+      const why = pairWithoutPath(plan, a, b, new Map(plan.nodes.map((n) => [n.name, n.segment])));
+      if (why) out.push({ a: a.name, b: b.name, why });
     }
   }
   return out;
+}
+
+function pairWithoutPath(plan: Pick<LabPlan, "backend" | "bgp">, a: LabNode, b: LabNode, segmentOf: Map<string, number>): string | undefined {
+  const segments = `(${a.name} on segment ${a.segment}, ${b.name} on ${b.segment})`;
+  if (plan.backend === "host-gw" && a.segment !== b.segment) return `host-gw cannot cross segments ${segments}`;
+  if (plan.backend !== "bgp" || !plan.bgp || plan.bgp.tors.length > 0) return undefined;
+  if (a.segment !== b.segment) return `BGP needs routers that carry the pod routes to cross segments (--tor) ${segments}`;
+  if (!plan.bgp.nodeMesh && !plan.bgp.reflectors.some((r) => segmentOf.get(r) === a.segment)) {
+    return `the node mesh is off and segment ${a.segment} has no route reflector (--route-reflectors) or ToR (--tor)`;
+  }
+  return undefined;
 }
 
 /** What this lab will not do, said at `lab up` and shown by `lab status`. */

@@ -11,7 +11,7 @@ import { LAB_BACKENDS, LAB_DATASTORES, type LabPort, type LabSpec } from "./plan
 /** Every key a lab spec may have; README "Lab spec" documents each. */
 export const LAB_SPEC_SHAPE = obj({
   nodes: leaf, segments: leaf, backend: leaf, mode: leaf, datastore: leaf, natOutgoing: leaf, podCidr: leaf, subnetLen: leaf,
-  allowUnreachable: leaf,
+  allowUnreachable: leaf, tor: leaf, routeReflectors: leaf, nodeMesh: leaf,
   namespaces: list(obj({ name: leaf, labels: map() })),
   pods: list(obj({ name: leaf, namespace: leaf, node: leaf, labels: map(), ports: list(obj({ name: leaf, port: leaf, protocol: leaf })) })),
 });
@@ -39,12 +39,12 @@ export function parseLabSpec(text: string, source = "lab spec"): LabSpec {
   rejectUnknownFields(raw, LAB_SPEC_SHAPE, (m) => new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: ${m}`));
 
   const spec: LabSpec = { pods: [] };
-  for (const k of ["nodes", "segments", "subnetLen"] as const) {
+  for (const k of ["nodes", "segments", "subnetLen", "routeReflectors"] as const) {
     if (raw[k] === undefined) continue;
     if (typeof raw[k] !== "number" || !Number.isInteger(raw[k])) throw bad(k, raw[k], "must be a whole number");
     spec[k] = raw[k] as number;
   }
-  for (const k of ["natOutgoing", "allowUnreachable"] as const) {
+  for (const k of ["natOutgoing", "allowUnreachable", "tor", "nodeMesh"] as const) {
     if (raw[k] === undefined) continue;
     if (typeof raw[k] !== "boolean") throw bad(k, raw[k], "must be true or false");
     spec[k] = raw[k] as boolean;
@@ -88,7 +88,7 @@ export function parseLabSpec(text: string, source = "lab spec"): LabSpec {
 const SHARED_SETTINGS = [
   ["nodes", "--nodes"], ["segments", "--segments"], ["backend", "--backend"], ["mode", "--mode"], ["datastore", "--datastore"],
   ["natOutgoing", "--nat-outgoing/--no-nat-outgoing"], ["podCidr", "--pod-cidr"], ["subnetLen", "--subnet-len"],
-  ["allowUnreachable", "--allow-unreachable"],
+  ["allowUnreachable", "--allow-unreachable"], ["tor", "--tor"], ["routeReflectors", "--route-reflectors"], ["nodeMesh", "--node-mesh/--no-node-mesh"],
 ] as const;
 
 export type SpecSetting = (typeof SHARED_SETTINGS)[number][0];

@@ -4,8 +4,9 @@ import {
   cidrContains, cidrCovers, cidrOverlaps, formatCidr, parseCidr, parseIp, subnetCount, type Cidr,
 } from "./ip.js";
 import { findUnknownFields, leaf, obj, unknownFieldMessage } from "./strict.js";
+import { BGP_SETTINGS_SHAPE, BgpError, validateBgpSettings, type BgpSettings } from "../bgp/model.js";
 
-export const BACKENDS = ["vxlan", "host-gw", "cross-subnet"] as const;
+export const BACKENDS = ["vxlan", "host-gw", "cross-subnet", "bgp"] as const;
 export type BackendType = (typeof BACKENDS)[number];
 
 export interface BackendConfig {
@@ -29,6 +30,8 @@ export interface NetworkConfig {
   backend: BackendConfig;
   /** Masquerade pod traffic that leaves the pod network. */
   natOutgoing: boolean;
+  /** BGP settings (used by the bgp backend; kept across backend switches). */
+  bgp?: BgpSettings;
 }
 
 export const DEFAULT_VNI = 1;
@@ -57,6 +60,7 @@ const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInt
 export const NETWORK_CONFIG_SHAPE = obj({
   network: leaf, subnetLen: leaf, subnetMin: leaf, subnetMax: leaf, natOutgoing: leaf,
   backend: obj({ type: leaf, vni: leaf, port: leaf, mtu: leaf }),
+  bgp: BGP_SETTINGS_SHAPE,
 });
 
 export interface ValidateOptions {
@@ -105,6 +109,14 @@ export function validateNetworkConfig(raw: unknown, opts: ValidateOptions = {}):
     if (typeof r.natOutgoing !== "boolean") throw new ConfigError("natOutgoing", r.natOutgoing, "must be true or false");
     out.natOutgoing = r.natOutgoing;
   }
+  if (r.bgp !== undefined || out.backend.type === "bgp") {
+    try {
+      out.bgp = validateBgpSettings(r.bgp);
+    } catch (e) {
+      if (e instanceof BgpError) throw new ConfigError(e.field, e.value, e.message.replace(/^.*: /, ""));
+      throw e;
+    }
+  }
   return out;
 }
 
@@ -146,7 +158,8 @@ export function checkNodeAddress(c: NetworkConfig, nodeIp: string): string | und
 /** MTU for pods: configured, else the underlay's minus the encapsulation the backend may use. */
 export function podMtu(c: NetworkConfig, underlayMtu: number): number {
   if (c.backend.mtu) return c.backend.mtu;
-  return c.backend.type === "host-gw" ? underlayMtu : underlayMtu - VXLAN_OVERHEAD;
+  // host-gw and bgp route pod packets as they are; vxlan (and cross-subnet, which may) encapsulate.
+  return c.backend.type === "host-gw" || c.backend.type === "bgp" ? underlayMtu : underlayMtu - VXLAN_OVERHEAD;
 }
 
 /** Whether `block` is a block this config may lease (right length, inside the network and subnetMin..subnetMax). */
