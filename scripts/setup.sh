@@ -2,7 +2,7 @@
 # Prepares a fresh Debian/Ubuntu machine (as root) to build, run and test Trellis:
 # installs the system tools Trellis drives when they are missing (iproute2, nftables, etcd for the
 # multi-host datastore tests, iperf3 for the benchmarks, the reference CNI plugins the tests compare
-# with), the npm dependencies, and builds.
+# with, BIRD 2 for the bgp backend, FRR for the lab's ToR routers), the npm dependencies, and builds.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,8 @@ packages=(
   "etcd-server:etcd"
   "iperf3:iperf3"
   "containernetworking-plugins:/usr/lib/cni/host-local"
+  "bird2:bird"
+  "frr:/usr/lib/frr/bgpd"
 )
 missing=()
 for entry in "${packages[@]}"; do
@@ -32,8 +34,16 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # BIRD and FRR are run by Trellis inside lab namespaces only: their packages must not start
+  # daemons in the machine's own namespace. A policy-rc.d that refuses every start is put in
+  # place for the install (unless the machine has one already) and taken away again.
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ $made_policy -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if ! command -v node >/dev/null 2>&1; then
