@@ -136,6 +136,11 @@ export class BgpController {
     return this.statusNow;
   }
 
+  /** For tests: resolves once no sync is running or pending. */
+  settled(): Promise<void> {
+    return this.loop.idle();
+  }
+
   private onWatch(prefix: string, m: WatchMessage): void {
     if ("resync" in m) {
       void this.o.store.list(prefix).then((r) => {
@@ -196,6 +201,7 @@ export class BgpController {
       text = renderBirdConf({ plan, podNetwork: config.network, subnetLen: config.subnetLen, logFile: bird.files.log, passwords });
     } catch (e) {
       this.reportConfigError((e as Error).message);
+      await this.readStatus();
       return true;
     }
     try {
@@ -210,6 +216,7 @@ export class BgpController {
         if (refused) {
           fs.rmSync(tmp, { force: true });
           this.reportConfigError(`BIRD refuses the new config (${refused}); the previous one stays in force`);
+          await this.readStatus();
           return true;
         }
         fs.renameSync(tmp, bird.files.conf);

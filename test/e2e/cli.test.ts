@@ -115,6 +115,24 @@ describe("strict input through the CLI: refused, and nothing made or stored", { 
     assert.match(lab.cli("network", "show", "-o", "yaml").stdout, /^network: 10\.244\.0\.0\/16$/m);
   });
 
+  test("bad BGP input is refused naming the field and value, and nothing is stored", () => {
+    const peers = (): unknown => JSON.parse(lab.cli("bgp", "peer", "list", "-o", "json").stdout);
+    refused(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "10.99.1.3", "--as", "0"), /invalid BGP peer --as "0": must be an AS number 1\.\.4294967295/, "AS 0");
+    refused(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "10.99.1.3", "--as", "4294967296"), /peer --as "4294967296"/, "AS too big");
+    refused(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "tor.example", "--as", "65001"), /peer --peer-ip "tor\.example": is not an IP address/, "not an address");
+    refused(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "10.244.9.1", "--as", "65001"), /peer --peer-ip "10\.244\.9\.1": lies inside the pod network 10\.244\.0\.0\/16/, "in the pod network");
+    assert.deepEqual(peers(), { peers: [] }, "nothing stored");
+    assert.equal(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "10.99.1.3", "--as", "65001").code, 0);
+    refused(lab.cli("bgp", "peer", "add", "tor1", "--peer-ip", "10.99.1.4", "--as", "65002"), /invalid BGP peer name "tor1": is taken/, "duplicate name");
+    assert.deepEqual(peers(), { peers: [{ name: "tor1", peerIp: "10.99.1.3", asNumber: 65001 }] }, "the first one stays as it was");
+    refused(lab.cli("nodes", "set", "node1", "--rr-cluster-id", "1.2.3"), /--rr-cluster-id "1\.2\.3": must be an IPv4 dotted quad/, "cluster ID");
+    refused(lab.cli("nodes", "set", "node1", "--as", "-5"), /--as "-5"/, "node AS");
+    refused(lab.cli("network", "set", "--as", "0"), /bgp\.asNumber "0"/, "network AS");
+    refused(lab.cli("bgp", "peer", "remove", "nope"), /no BGP peer named nope/, "remove");
+    refused(lab.cli("bgp", "status", "--node", "nope"), /no node named nope has reported a status/, "status --node");
+    assert.equal(lab.cli("bgp", "peer", "remove", "tor1").code, 0);
+  });
+
   test("changing the network under live leases is refused unless --force, which says what will happen", async () => {
     const before = JSON.parse(lab.cli("network", "show", "-o", "json").stdout) as { network: string };
     refused(lab.cli("network", "set", "--cidr", "10.50.0.0/16"),
