@@ -7,7 +7,8 @@
 // there — no datastore round trip between a pod's ADD and its rules — and publishes them in the
 // datastore (`endpoints/<node>/<container>/<ifname>`) for the other nodes' selector sets. ADD never
 // waits for the datastore, so pods start during an outage too (fail closed until programmed).
-import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
+import type { Datastore } from "../datastore/types.js";
+import { WatchedObjects } from "../datastore/watched.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicyApplier } from "../policy/applier.js";
 import { compilePolicy } from "../policy/compile.js";
@@ -30,7 +31,7 @@ export interface PolicySyncOptions {
 }
 
 export class PolicySync {
-  private readonly objects = new Map<string, KeyValue>();
+  private readonly stored: WatchedObjects;
   private readonly published = new Map<string, string>();
   readonly applier: PolicyApplier;
   private started = false;
@@ -39,23 +40,15 @@ export class PolicySync {
 
   constructor(private readonly o: PolicySyncOptions) {
     this.applier = new PolicyApplier(o.kernel, { resyncMs: o.resyncMs, log: o.log });
+    this.stored = new WatchedObjects({ store: o.store, prefixes: OBJECT_PREFIXES, onChange: () => this.recompute(), log: o.log, signal: o.signal });
     o.signal.addEventListener("abort", () => this.applier.stop(), { once: true });
   }
 
   async start(): Promise<void> {
-    const { store } = this.o;
-    let revision = 0;
-    for (const prefix of OBJECT_PREFIXES) {
-      const r = await store.list(prefix);
-      for (const kv of r.items) this.objects.set(kv.key, kv);
-      revision = Math.max(revision, r.revision);
-    }
+    await this.stored.start();
     this.o.local.start();
     this.started = true;
     this.recompute();
-    for (const prefix of OBJECT_PREFIXES) {
-      store.watch(prefix, revision, (m) => this.onWatch(prefix, m), this.o.signal);
-    }
     this.o.local.onChange(() => {
       this.recompute();
       void this.publishLocal();
@@ -69,12 +62,12 @@ export class PolicySync {
     try {
       for (const [key, ep] of this.o.local.all) {
         const value = JSON.stringify(ep);
-        if (this.published.get(key) === value && this.objects.get(key)?.value === value) continue;
+        if (this.published.get(key) === value && this.stored.all.get(key)?.value === value) continue;
         await store.put(key, value);
         this.published.set(key, value);
       }
       const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
-      for (const key of [...this.objects.keys()]) {
+      for (const key of [...this.stored.all.keys()]) {
         if (key.startsWith(mine) && !this.o.local.all.has(key)) {
           await store.delete(key);
           this.published.delete(key);
@@ -86,27 +79,11 @@ export class PolicySync {
     }
   }
 
-  private onWatch(prefix: string, m: WatchMessage): void {
-    if ("resync" in m) {
-      void this.o.store.list(prefix).then((r) => {
-        for (const k of [...this.objects.keys()]) if (k.startsWith(prefix)) this.objects.delete(k);
-        for (const kv of r.items) this.objects.set(kv.key, kv);
-        this.recompute();
-      }, (e: unknown) => this.o.log(`cannot list ${prefix}: ${(e as Error).message}`));
-      return;
-    }
-    for (const ev of m.events) {
-      if (ev.type === "put") this.objects.set(ev.kv.key, ev.kv);
-      else this.objects.delete(ev.key);
-    }
-    this.recompute();
-  }
-
   /** The policy model as the datastore and the local spool know it. */
   model(): PolicyModel {
     // This node's own endpoints come from the spool (authoritative, and faster than a round trip).
     const mine = `${ENDPOINT_PREFIX}${this.o.node}/`;
-    const kvs = [...this.objects.values()].filter((kv) => !kv.key.startsWith(mine));
+    const kvs = [...this.stored.all.values()].filter((kv) => !kv.key.startsWith(mine));
     const keys = new Set(kvs.map((kv) => kv.key));
     for (const k of this.parsed.keys()) if (!keys.has(k)) this.parsed.delete(k);
     const model = modelFromObjects(kvs, (key, why) => this.invalid(key, why), this.parsed, (key, why) => this.o.log(`stored object ${key}: ${why}`));

@@ -7,7 +7,8 @@
 // one stays in force. BIRD found dead is started again; the kernel keeps its routes meanwhile and
 // the peers keep theirs (graceful restart).
 import * as fs from "node:fs";
-import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
+import type { Datastore } from "../datastore/types.js";
+import { WatchedObjects } from "../datastore/watched.js";
 import { SyncLoop } from "../dataplane/sync-loop.js";
 import type { BirdKernel } from "../kernel/bird.js";
 import type { Lease } from "../model/lease.js";
@@ -67,7 +68,7 @@ export interface BgpControllerOptions {
 }
 
 export class BgpController {
-  private readonly objects = new Map<string, KeyValue>();
+  private readonly stored: WatchedObjects;
   private inputs: BgpInputs | undefined;
   private plan: BgpPlan | undefined;
   private written = "";
@@ -81,6 +82,9 @@ export class BgpController {
 
   constructor(private readonly o: BgpControllerOptions) {
     this.loop = new SyncLoop(() => this.sync(), { resyncMs: o.resyncMs, retryMinMs: 500, retryMaxMs: 10_000 });
+    this.stored = new WatchedObjects({
+      store: o.store, prefixes: [NODE_SETTINGS_PREFIX, BGP_PEER_PREFIX], onChange: () => this.replan(), log: (l) => o.log(`bgp: ${l}`), signal: o.signal,
+    });
     o.signal.addEventListener("abort", () => {
       this.loop.stop();
       if (this.statusTimer) clearInterval(this.statusTimer);
@@ -89,15 +93,7 @@ export class BgpController {
 
   /** Lists and watches node settings and external peers. */
   async start(): Promise<void> {
-    let revision = 0;
-    for (const prefix of [NODE_SETTINGS_PREFIX, BGP_PEER_PREFIX]) {
-      const r = await this.o.store.list(prefix);
-      for (const kv of r.items) this.objects.set(kv.key, kv);
-      revision = Math.max(revision, r.revision);
-    }
-    for (const prefix of [NODE_SETTINGS_PREFIX, BGP_PEER_PREFIX]) {
-      this.o.store.watch(prefix, revision, (m) => this.onWatch(prefix, m), this.o.signal);
-    }
+    await this.stored.start();
     this.started = true;
     this.replan();
     this.statusTimer = setInterval(() => void this.readStatus(), this.o.statusMs ?? 2000);
@@ -141,26 +137,10 @@ export class BgpController {
     return this.loop.idle();
   }
 
-  private onWatch(prefix: string, m: WatchMessage): void {
-    if ("resync" in m) {
-      void this.o.store.list(prefix).then((r) => {
-        for (const k of [...this.objects.keys()]) if (k.startsWith(prefix)) this.objects.delete(k);
-        for (const kv of r.items) this.objects.set(kv.key, kv);
-        this.replan();
-      }, (e: unknown) => this.o.log(`bgp: cannot list ${prefix}: ${(e as Error).message}`));
-      return;
-    }
-    for (const ev of m.events) {
-      if (ev.type === "put") this.objects.set(ev.kv.key, ev.kv);
-      else this.objects.delete(ev.key);
-    }
-    this.replan();
-  }
-
   private settings(): { nodes: Map<string, NodeSettings>; peers: BgpPeer[] } {
     const nodes = new Map<string, NodeSettings>();
     const peers: BgpPeer[] = [];
-    for (const [key, kv] of this.objects) {
+    for (const [key, kv] of this.stored.all) {
       if (key.startsWith(NODE_SETTINGS_PREFIX)) {
         const s = parseStored(kv.value, validateNodeSettings);
         if (s) nodes.set(s.node, s);

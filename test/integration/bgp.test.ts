@@ -12,7 +12,8 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseProtocols } from "../../src/bgp/bird-status.js";
-import { eventually, hasLink, labSkip, startPing, TestLab, VXLAN_DEV, type LabStatus } from "../helpers/lab.js";
+import { processAlive } from "../../src/kernel/netns.js";
+import { eventually, hasLink, labNamespaces, labSkip, startPing, TestLab, trellis, VXLAN_DEV, type LabStatus } from "../helpers/lab.js";
 import { sh } from "../helpers/netns.js";
 
 const skip = labSkip() ?? (spawnSync("bird", ["--version"]).status === 0 ? undefined : "needs BIRD 2 (Debian bird2)");
@@ -204,5 +205,17 @@ describe("bgp across two segments through FRR ToRs, mesh off (4 nodes x 1 pod)",
       assert.doesNotMatch(all, /192\.168\.77\.0/, `${n.name} installed nothing of it`);
     }
     assert.match(lab.agentLog("node1"), /announced 192\.168\.77\.0\/24, which is not a pod-network block: ignored/);
+  });
+
+  test("lab down stops every BIRD and FRR daemon it started, by pid, and leaves nothing behind", () => {
+    const state = JSON.parse(fs.readFileSync(`/run/trellis/lab/${lab.name}/state.json`, "utf8")) as { pids: Array<{ what: string; pid: number }> };
+    const frr = state.pids.filter((p) => /^(zebra|bgpd) tor\d$/.test(p.what)).map((p) => p.pid);
+    const birds = s.nodes.map((n) => birdPid(lab, n.name));
+    assert.equal(frr.length, 4, "zebra and bgpd on each of the two ToRs");
+    const r = trellis("lab", "down", "--name", lab.name);
+    assert.equal(r.code, 0, r.stderr);
+    for (const pid of [...frr, ...birds]) assert.equal(processAlive(pid), false, `pid ${pid} has ended`);
+    assert.deepEqual(labNamespaces(lab.name), []);
+    assert.equal(fs.existsSync(`/run/trellis/lab/${lab.name}`), false);
   });
 });
