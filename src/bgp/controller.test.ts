@@ -115,7 +115,7 @@ describe("BgpController", () => {
     c.update(inputs(2));
     await c.settled();
     bird.running = undefined;
-    c.update(inputs(2));
+    await c.poll(); // as the status timer does
     await c.settled();
     assert.deepEqual(bird.calls.slice(-2), ["check bird.conf.new", "start -R"]);
     assert.ok(logs.some((l) => /started BIRD \(pid 4242\) in graceful-restart recovery/.test(l)));

@@ -71,6 +71,7 @@ export class BgpController {
   private readonly stored: WatchedObjects;
   private inputs: BgpInputs | undefined;
   private plan: BgpPlan | undefined;
+  private planKey = "";
   private written = "";
   private configError: string | undefined;
   private statusNow: BgpNodeStatus | undefined;
@@ -96,7 +97,7 @@ export class BgpController {
     await this.stored.start();
     this.started = true;
     this.replan();
-    this.statusTimer = setInterval(() => void this.readStatus(), this.o.statusMs ?? 2000);
+    this.statusTimer = setInterval(() => void this.poll(), this.o.statusMs ?? 2000);
     this.statusTimer.unref?.();
   }
 
@@ -119,7 +120,11 @@ export class BgpController {
         nodes: inputs.leases.map((l) => ({ name: l.node, ip: l.publicIp })), settings: inputs.config.bgp!, nodeSettings: nodes, peers,
       });
     }
-    if (this.started) this.loop.kick();
+    // Only a changed plan needs BIRD's attention (a peer's lease renewal changes nothing here);
+    // BIRD's health and sessions are looked at on the status timer and the periodic resync.
+    const key = JSON.stringify([this.plan, inputs?.config.network, inputs?.config.subnetLen]);
+    if (this.started && key !== this.planKey) this.loop.kick();
+    this.planKey = key;
     if (JSON.stringify([...(this.plan?.peers ?? [])]) !== before) this.o.onChange();
   }
 
@@ -130,6 +135,11 @@ export class BgpController {
 
   status(): BgpNodeStatus | undefined {
     return this.statusNow;
+  }
+
+  /** What the status timer runs: reads BIRD's sessions, and starts BIRD again if it is gone. */
+  poll(): Promise<void> {
+    return this.readStatus();
   }
 
   /** For tests: resolves once no sync is running or pending. */

@@ -88,6 +88,9 @@ export function runAsync(cmd: string, args: readonly string[], opts: RunOptions 
       if (code === 0) resolve({ stdout, stderr });
       else reject(new KernelError(show(cmd, args, opts.netns), code, stderr, stdout));
     });
+    // A command that exits without reading its input (an error, or nothing to read) closes the
+    // pipe: that EPIPE is not ours to crash on — the exit code says what happened.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(opts.input ?? "");
   });
 }
