@@ -22,8 +22,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseProtocols } from "../src/bgp/bird-status.js";
-import { RealBirdKernel } from "../src/kernel/bird.js";
-import { processAlive } from "../src/kernel/netns.js";
+import { birdFiles } from "../src/kernel/bird.js";
+import { processAlive, stopProcess } from "../src/kernel/netns.js";
 import { birdDirOf, labUp, nodeDir, readState, startAgent, stopAgent, subnetFileOf, type LabState, type LabTools } from "../src/lab/lab.js";
 import type { LabNode, LabOptions } from "../src/lab/plan.js";
 import { ROOT, uniq } from "../test/helpers/netns.js";
@@ -78,8 +78,8 @@ const USAGE = `usage: node dist/bench/bgp.js [options]   (as root, after npm run
   --pings N              ICMP echoes per RTT measurement, 5 ms apart (default 200)
   --resource-nodes LIST  node-mesh sizes of the resource part (default 10,30)
   --idle-seconds S       idle window for RSS and CPU (default 20)
-  --lease-ttl S          agents' lease TTL in the resource labs (default 300, the agent's own default)
-  --resync S             agents' resync in the resource labs (default 10, the agent's own default)
+  --lease-ttl S          agents' lease TTL in every lab (default 300, the agent's own default; the lab's is 10)
+  --resync S             agents' kernel resync in every lab (default 10, the agent's own default; the lab's is 5)
   --ready-timeout S      how long a lab may take to come up and converge (default 300)
   --parts LIST           comma-separated: ${PARTS.join(",")} (default all)
   --out FILE             results JSON (default bench/results/bgp.json)
@@ -131,6 +131,10 @@ function parseOptions(argv: string[]): Options {
 // ---------------------------------------------------------------------------------------------
 // Labs, BIRD, kernel tables
 
+/** What every lab of this run gives its agents, and how long `lab up` may wait for them. */
+const agentSettings = (o: Options): Pick<LabOptions, "leaseTtlSeconds" | "resyncSeconds" | "readySeconds"> =>
+  ({ leaseTtlSeconds: o.leaseTtl, resyncSeconds: o.resync, readySeconds: o.readyTimeout });
+
 /** Brings a lab up, recording its name first so that a half-built lab is removed too. */
 async function lab(made: Made, tools: LabTools, opts: LabOptions, say: (l: string) => void): Promise<LabState> {
   made.labs.push(opts.name);
@@ -147,18 +151,48 @@ const blockOf = (lab: string, node: string): string => {
   return m[1]!;
 };
 
-const birdOf = (lab: string, node: string): RealBirdKernel => new RealBirdKernel(birdDirOf(lab, node));
+const birdFilesOf = (lab: string, node: string): ReturnType<typeof birdFiles> => birdFiles(birdDirOf(lab, node));
+
+/** The pid of a node's BIRD (its pid file, the process alive), as `lab down` finds it. */
+function birdPid(lab: string, node: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(birdFilesOf(lab, node).pid, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `birdc -s <node's control socket> ARGS`. Not through the kernel seam's runAsync, which writes to
+ * the child's stdin: under Node (this process), a child that exits before that write gets an
+ * unhandled EPIPE that ends the whole run, `finally` and its cleanup included.
+ */
+async function birdc(lab: string, node: string, args: readonly string[], signal: AbortSignal): Promise<string> {
+  const r = await runAsync("birdc", ["-s", birdFilesOf(lab, node).ctl, ...args], signal, 15_000);
+  if (r.code !== 0) throw new Error(`birdc ${args.join(" ")} on ${node} of ${lab} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** `birdc down` (BIRD withdraws its routes from the kernel and its peers, and exits); by pid if it is still there after 5 s. */
+async function birdDown(lab: string, node: string, signal: AbortSignal): Promise<void> {
+  const pid = birdPid(lab, node);
+  if (pid === undefined) return;
+  await birdc(lab, node, ["down"], signal).catch(() => undefined);
+  await waitFor(`BIRD of ${node} in ${lab} (pid ${pid}) to exit`, 5000, signal, () => !processAlive(pid), 20).catch(() => stopProcess(pid));
+}
 
 /** Destinations of the routes in a node's BGP table. */
 const bgpTable = (netns: string): string[] =>
   (JSON.parse(run("ip", ["-n", netns, "-j", "-4", "route", "show", "table", BGP_TABLE]) || "[]") as Array<{ dst: string }>).map((r) => r.dst);
 
 /** BIRD's BGP sessions on a node (`birdc show protocols`), undefined if BIRD does not answer. */
-async function birdSessions(lab: string, node: string): Promise<Array<{ name: string; up: boolean; since: string }> | undefined> {
+async function birdSessions(lab: string, node: string, signal: AbortSignal): Promise<Array<{ name: string; up: boolean; since: string }> | undefined> {
   try {
-    return parseProtocols(await birdOf(lab, node).show(["protocols"])).filter((p) => p.proto === "BGP")
+    return parseProtocols(await birdc(lab, node, ["show", "protocols"], signal)).filter((p) => p.proto === "BGP")
       .map((p) => ({ name: p.name, up: p.info.startsWith("Established"), since: p.since }));
-  } catch {
+  } catch (e) {
+    if (signal.aborted) throw e;
     return undefined;
   }
 }
@@ -230,7 +264,7 @@ async function startJoinLabs(made: Made, tools: LabTools, tag: string, o: Option
   ];
   for (const s of setups) {
     const state = await lab(made, tools, {
-      name: `b${tag}${s.suffix}`, nodes: o.nodes, podsPerNode: 0, mode: "routed", datastore: "embedded", readySeconds: o.readyTimeout, ...s.opts,
+      name: `b${tag}${s.suffix}`, nodes: o.nodes, podsPerNode: 0, mode: "routed", datastore: "embedded", ...agentSettings(o), ...s.opts,
     }, say);
     const newcomer = state.plan.nodes[state.plan.nodes.length - 1]!;
     const bgp = s.opts.backend === "bgp";
@@ -271,10 +305,9 @@ async function joinIteration(c: JoinLab, iteration: number, warmup: boolean, too
     // A new node has no BIRD yet: end this one (`birdc down`: it withdraws its kernel routes and
     // exits) and remove its config, so that the agent starts BIRD afresh — not in graceful-restart
     // recovery, which is what an agent finding an old config does.
-    const bird = birdOf(labName, node.name);
-    await bird.down();
-    if (bird.pid() !== undefined) throw new Error(`BIRD of ${node.name} in ${labName} did not stop`);
-    fs.rmSync(bird.files.conf, { force: true });
+    await birdDown(labName, node.name, signal);
+    if (birdPid(labName, node.name) !== undefined) throw new Error(`BIRD of ${node.name} in ${labName} did not stop`);
+    fs.rmSync(birdFilesOf(labName, node.name).conf, { force: true });
     await waitFor(`${node.name}'s BGP table to be empty`, 10_000, signal, () => bgpTable(node.netns).length === 0, 50);
   }
 
@@ -316,7 +349,7 @@ async function joinIteration(c: JoinLab, iteration: number, warmup: boolean, too
       return Object.keys(partnerConfiguredMs).length === c.partners.length;
     }, 50);
     sample.partnerConfiguredMs = partnerConfiguredMs;
-    const sessions = await birdSessions(labName, node.name);
+    const sessions = await birdSessions(labName, node.name, signal);
     const up = (sessions ?? []).filter((s) => s.up).map((s) => birdTimeMs(s.since) - t0);
     if (up.length > 0) sample.sessionsUpMs = { first: round3(Math.min(...up)), last: round3(Math.max(...up)), sessions: up.length };
   }
@@ -369,7 +402,7 @@ interface DataSample {
 
 /** A 2-node lab with one pod per node; the path pod on node1 -> pod on node2. */
 async function trellisPath(made: Made, tools: LabTools, name: string, backend: "bgp" | "host-gw", o: Options, say: (l: string) => void): Promise<DataPath> {
-  const s = await lab(made, tools, { name, nodes: 2, podsPerNode: 1, mode: "routed", backend, datastore: "embedded", readySeconds: o.readyTimeout }, say);
+  const s = await lab(made, tools, { name, nodes: 2, podsPerNode: 1, mode: "routed", backend, datastore: "embedded", ...agentSettings(o) }, say);
   const [src, dst] = [s.plan.pods.find((p) => p.node === "node1")!, s.plan.pods.find((p) => p.node === "node2")!];
   const dstIp = s.podIps[`${dst.namespace}/${dst.name}`]?.[0];
   if (!dstIp) throw new Error(`lab ${name}: pod ${dst.name} has no address`);
@@ -442,10 +475,10 @@ const rss = (pid: number): number => parseVmRssKiB(fs.readFileSync(`/proc/${pid}
 const load1 = (): number => round3(os.loadavg()[0]!);
 
 /** Every node's BIRD has `expected` sessions, all established; the number of sessions that are not. */
-async function sessionsDown(labName: string, nodes: readonly LabNode[], expected: number): Promise<number> {
+async function sessionsDown(labName: string, nodes: readonly LabNode[], expected: number, signal: AbortSignal): Promise<number> {
   let down = 0;
   for (const n of nodes) {
-    const s = await birdSessions(labName, n.name);
+    const s = await birdSessions(labName, n.name, signal);
     down += s === undefined ? expected : Math.max(0, expected - s.filter((x) => x.up).length);
   }
   return down;
@@ -457,15 +490,14 @@ async function measureMesh(made: Made, tools: LabTools, tag: string, n: number, 
   try {
     let t = Date.now();
     const state = await lab(made, tools, {
-      name, nodes: n, podsPerNode: 0, mode: "routed", backend: "bgp", datastore: "embedded",
-      leaseTtlSeconds: o.leaseTtl, resyncSeconds: o.resync, readySeconds: o.readyTimeout,
+      name, nodes: n, podsPerNode: 0, mode: "routed", backend: "bgp", datastore: "embedded", ...agentSettings(o),
     }, say);
     out.upMs = Date.now() - t;
     t = Date.now();
     let down: number;
     const deadline = Date.now() + o.readyTimeout * 1000;
     for (;;) {
-      down = await sessionsDown(name, state.plan.nodes, n - 1);
+      down = await sessionsDown(name, state.plan.nodes, n - 1, signal);
       if (down === 0) break;
       if (Date.now() > deadline) throw new Error(`${down} of ${n * (n - 1)} BGP sessions still not established after ${o.readyTimeout} s`);
       await delay(1000, undefined, { signal });
@@ -475,7 +507,7 @@ async function measureMesh(made: Made, tools: LabTools, tag: string, n: number, 
 
     const procs = state.plan.nodes.map((node) => {
       const agent = state.pids.find((p) => p.what === `agent ${node.name}`)?.pid;
-      const bird = birdOf(name, node.name).pid();
+      const bird = birdPid(name, node.name);
       if (agent === undefined || !processAlive(agent) || bird === undefined) throw new Error(`${node.name} in ${name}: agent or BIRD not running`);
       return { node: node.name, agent, bird };
     });
@@ -498,15 +530,15 @@ async function measureMesh(made: Made, tools: LabTools, tag: string, n: number, 
     out.windowSeconds = round3(elapsedS);
     out.perNode = [];
     for (const p of procs) {
-      const mem = parseBirdMemoryTotal(await birdOf(name, p.node).show(["memory"]));
-      const sessions = (await birdSessions(name, p.node)) ?? [];
+      const mem = parseBirdMemoryTotal(await birdc(name, p.node, ["show", "memory"], signal));
+      const sessions = (await birdSessions(name, p.node, signal)) ?? [];
       out.perNode.push({
         node: p.node, sessions: sessions.length, birdPid: p.bird, agentPid: p.agent,
         birdRssKiB: rssOf.get(p.bird)!, agentRssKiB: rssOf.get(p.agent)!, birdMemoryKiB: round3((mem ?? Number.NaN) / 1024),
         birdCpuPct: pct(p.bird, false), agentCpuPct: pct(p.agent, false), agentCpuWithChildrenPct: pct(p.agent, true),
       });
     }
-    out.sessionsDownAtEnd = await sessionsDown(name, state.plan.nodes, n - 1);
+    out.sessionsDownAtEnd = await sessionsDown(name, state.plan.nodes, n - 1, signal);
     out.leaseLapses = leaseLapses(state);
   } catch (e) {
     if (signal.aborted) throw e;
@@ -666,7 +698,7 @@ function renderText(r: Report): string {
   out.push(`trellis ${e.git.commit.slice(0, 10)}${e.git.dirty ? " + uncommitted changes" : ""} (executable sha256 ${e.trellisBinary.sha256.slice(0, 12)}); load average (1 min) ${f2(e.loadAverage.start)} at start, ${f2(e.loadAverage.end)} at end`);
   if (r.convergence) {
     const n = r.options.nodes;
-    out.push("", `Convergence, ${n} nodes: node${n}'s agent spawned (t0) -> all ${n - 1} peers route to its block (ms; ${r.options.iterations} joins per setup, interleaved; nearest-rank p99 = the max below 100 samples)`);
+    out.push("", `Convergence, ${n} nodes: node${n}'s agent spawned (t0) -> all ${n - 1} peers route to its block (ms; ${r.options.iterations} joins per setup, interleaved; nearest-rank p99 = the max below 100 samples; agents with lease TTL ${r.options.leaseTtl} s, resync ${r.options.resync} s)`);
     out.push(table(["setup", "n", "p50", "p99", "max", "mean", "p50 vs vxlan", "p99 vs vxlan"],
       r.convergence.summary.map((s) => [s.label, String(s.convergence.n), f0(s.convergence.p50), f0(s.convergence.p99), f0(s.convergence.max), f0(s.convergence.mean),
         f2(s.vsReference.p50), f2(s.vsReference.p99)])));
@@ -769,8 +801,8 @@ async function main(): Promise<number> {
       }
       report.resources = {
         runs, summary: summarizeResources(runs),
-        note: `every size with lease TTL ${o.leaseTtl} s and resync ${o.resync} s: with the lab's defaults (10 s, 5 s) a 30-node lab did not settle on the ` +
-          "2-vCPU VM (leases lapsed under the start-up load and every peer dropped and re-added the node); see bench/README.md, bgp, part 3",
+        note: `every lab with lease TTL ${o.leaseTtl} s and resync ${o.resync} s: with the lab's defaults (10 s, 5 s) a 30-node lab did not settle on the ` +
+          "2-vCPU VM (leases lapsed under the start-up load and every peer dropped and re-added the node); see bench/README.md, bgp",
       };
     }
   });
