@@ -1,4 +1,4 @@
-// What the benchmarks (cni-add-del, multinode, policy) share: their command line, Ctrl-C, the
+// What the benchmarks (cni-add-del, multinode, policy, bgp) share: their command line, Ctrl-C, the
 // private copy of the executables that a run measures, the bookkeeping of what a lab run made
 // and the check that it is all gone, and a few helpers for files and text tables. Nothing in
 // here measures anything; each benchmark keeps its own method.
@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { LabTools } from "../src/lab/lab.js";
 import { listNetns, netnsPath, processAlive, stopProcess } from "../src/kernel/netns.js";
@@ -81,6 +82,44 @@ export function run(cmd: string, args: readonly string[], input?: string): strin
 
 /** `cmd args` run inside a network namespace, as arguments for spawn/run. */
 export const inNetns = (netns: string, cmd: string, ...args: string[]): [string, string[]] => ["nsenter", [`--net=${netnsPath(netns)}`, "--", cmd, ...args]];
+
+/** The wall clock (CLOCK_REALTIME, ms): the clock of `ip -ts` and of the agent's log timestamps. */
+export const wallNow = (): number => Date.now();
+
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion without blocking the event loop (monitors keep reading). */
+export function runAsync(cmd: string, args: readonly string[], signal: AbortSignal, timeoutMs = 60_000): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], signal, timeout: timeoutMs, killSignal: "SIGKILL" });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", (e) => {
+      if (e.name !== "AbortError") reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}`));
+    });
+    child.on("close", (code) => (signal.aborted ? reject(signal.reason) : resolve({ code, stdout, stderr })));
+  });
+}
+
+/** `ip -batch` inside a namespace; every line must succeed. */
+export function ipBatch(netns: string, lines: readonly string[]): void {
+  run("ip", ["-n", netns, "-batch", "-"], lines.join("\n") + "\n");
+}
+
+export async function waitFor(what: string, timeoutMs: number, signal: AbortSignal, probe: () => boolean, everyMs = 10): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!probe()) {
+    signal.throwIfAborted();
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await delay(everyMs, undefined, { signal });
+  }
+}
 
 /** Clock ticks per second, the unit of the CPU times in /proc/<pid>/stat. */
 export const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;

@@ -11,24 +11,21 @@
 // Every namespace, lab and process this script makes is removed or ended (by pid) in `finally`,
 // also on error or Ctrl-C. There are no timing thresholds: it measures, people judge.
 // Method and caveats: bench/README.md.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { labUp, nodeDir, startAgent, stopAgent, subnetFileOf, type LabState, type LabTools } from "../src/lab/lab.js";
 import type { LabBackend, LabDatastore, LabNode } from "../src/lab/plan.js";
-import { netnsPath, processAlive, stopProcess } from "../src/kernel/netns.js";
+import { processAlive } from "../src/kernel/netns.js";
 import { ROOT, uniq } from "../test/helpers/netns.js";
 import {
-  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f1, f2, inNetns as nsenter, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
-  requireRootAnd, run, sizeOf, table, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
+  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f1, f2, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
+  requireRootAnd, run, runAsync, sizeOf, table, waitFor, wallNow, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
 } from "./common.js";
-import {
-  netlinkSubscribed, parseAgentStart, parseIperfJson, parseMonitorRouteLine, parsePingSummary, parsePingTimes, parseProcStat, parseVmRssKiB,
-  type CpuTicks, type RouteEvent,
-} from "./probes.js";
-import { median, percentile, rotate, round3, summarize, type Summary } from "./stats.js";
+import { eth0Mtu, handPath, iperf, nftTables, pingRtt, vethPath, type DataPath } from "./paths.js";
+import { parseAgentStart, parseProcStat, parseVmRssKiB, type CpuTicks } from "./probes.js";
+import { RouteMonitor } from "./route-monitor.js";
+import { median, rotate, round3, summarize, type Summary } from "./stats.js";
 
 // Plugins, agents and tools we start get a clean environment (a runtime would not pass this on).
 delete process.env.NODE_EXTRA_CA_CERTS;
@@ -91,45 +88,7 @@ function parseOptions(argv: string[]): Options {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes, namespaces and clocks
-
-/** The wall clock (CLOCK_REALTIME, ms): the clock of `ip -ts` and of the agent's log timestamps. */
-const wallNow = (): number => Date.now();
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion without blocking the event loop (monitors keep reading). */
-function runAsync(cmd: string, args: readonly string[], signal: AbortSignal, timeoutMs = 60_000): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], signal, timeout: timeoutMs, killSignal: "SIGKILL" });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", (e) => {
-      if (e.name !== "AbortError") reject(new Error(`${cmd} ${args.join(" ")}: ${e.message}`));
-    });
-    child.on("close", (code) => (signal.aborted ? reject(signal.reason) : resolve({ code, stdout, stderr })));
-  });
-}
-
-/** `ip -batch` inside a namespace; every line must succeed. */
-function ipBatch(netns: string, lines: readonly string[]): void {
-  run("ip", ["-n", netns, "-batch", "-"], lines.join("\n") + "\n");
-}
-
-async function waitFor(what: string, timeoutMs: number, signal: AbortSignal, probe: () => boolean, everyMs = 10): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    signal.throwIfAborted();
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await delay(everyMs, undefined, { signal });
-  }
-}
+// Labs
 
 /** Brings a lab up, recording its name first so that a half-built lab is removed too. */
 async function lab(made: Made, tools: LabTools, name: string, nodes: number, pods: number, backend: LabBackend, datastore: LabDatastore,
@@ -143,44 +102,6 @@ async function lab(made: Made, tools: LabTools, name: string, nodes: number, pod
 
 // ---------------------------------------------------------------------------------------------
 // 1. Convergence
-
-/** `ip -ts monitor route` in one node namespace, kept running for the whole part. */
-class RouteMonitor {
-  readonly events: RouteEvent[] = [];
-  readonly child: ChildProcess;
-
-  constructor(made: Made, readonly node: string, readonly netns: string) {
-    // -ts prints local time without a zone: UTC makes it comparable with Date.now().
-    this.child = made.spawn("ip", ["-ts", "-n", netns, "monitor", "route"], { env: { ...process.env, TZ: "UTC" }, output: true });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      const ev = parseMonitorRouteLine(line);
-      if (ev && ev.proto === PEER_ROUTE_PROTO) this.events.push(ev);
-    });
-  }
-
-  /** Resolves once the monitor's netlink socket has joined its multicast groups. */
-  async ready(signal: AbortSignal): Promise<void> {
-    const pid = this.child.pid;
-    if (pid === undefined) throw new Error(`ip monitor in ${this.netns} did not start`);
-    await waitFor(`ip monitor in ${this.netns} to listen`, 5000, signal, () => {
-      try {
-        const inodes = new Set<string>();
-        for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-          const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-          if (m) inodes.add(m[1]!);
-        }
-        return netlinkSubscribed(fs.readFileSync(`/proc/${pid}/net/netlink`, "utf8"), inodes);
-      } catch {
-        return false;
-      }
-    });
-  }
-
-  /** The first event for `dst` at or after `fromMs` that adds (or, with `deleted`, removes) it. */
-  first(dst: string, fromMs: number, deleted: boolean): RouteEvent | undefined {
-    return this.events.find((e) => e.dst === dst && e.deleted === deleted && e.atMs >= fromMs);
-  }
-}
 
 interface ConvLab {
   datastore: LabDatastore;
@@ -264,7 +185,7 @@ async function startConvergenceLabs(made: Made, tools: LabTools, tag: string, o:
   for (const [datastore, suffix] of [["embedded", "ce"], ["etcd", "cx"]] as const) {
     const state = await lab(made, tools, `b${tag}${suffix}`, o.nodes, 0, "vxlan", datastore, say);
     const newcomer = state.plan.nodes[state.plan.nodes.length - 1]!;
-    const monitors = state.plan.nodes.filter((n) => n !== newcomer).map((n) => new RouteMonitor(made, n.name, n.netns));
+    const monitors = state.plan.nodes.filter((n) => n !== newcomer).map((n) => new RouteMonitor(made, n.name, n.netns, (ev) => ev.proto === PEER_ROUTE_PROTO));
     for (const m of monitors) await m.ready(signal);
     labs.push({ datastore, state, newcomer, monitors });
   }
@@ -347,23 +268,9 @@ async function measureIdle(labs: ConvLab[], seconds: number, signal: AbortSignal
 // ---------------------------------------------------------------------------------------------
 // 3. Data plane
 
-type PathId = "trellis-vxlan" | "hand-vxlan" | "trellis-host-gw" | "hand-host-gw" | "veth";
-
-interface DataPath {
-  id: PathId;
-  label: string;
-  src: string;
-  dst: string;
-  dstIp: string;
-  /** MTU of the sending pod's eth0. */
-  mtu: number;
-  /** nftables tables in the source node's namespace while measured (Trellis: NAT, policy). */
-  nftTables: string[];
-}
-
 interface DataSample {
   round: number;
-  path: PathId;
+  path: string;
   gbps: number;
   retransmits: number;
   /** ICMP RTT per echo, µs. */
@@ -373,10 +280,6 @@ interface DataSample {
   pingLoss: number;
 }
 
-const nftTables = (netns: string): string[] =>
-  run(...nsenter(netns, "nft", "list", "tables")).split("\n").map((l) => l.replace(/^table\s+/, "").trim()).filter(Boolean);
-
-const eth0Mtu = (netns: string): number => (JSON.parse(run("ip", ["-n", netns, "-j", "link", "show", "dev", "eth0"])) as Array<{ mtu: number }>)[0]!.mtu;
 
 async function trellisPath(made: Made, tools: LabTools, name: string, backend: "vxlan" | "host-gw", say: (l: string) => void): Promise<DataPath> {
   const s = await lab(made, tools, name, 2, 1, backend, "embedded", say);
@@ -388,90 +291,6 @@ async function trellisPath(made: Made, tools: LabTools, name: string, backend: "
   return { id: `trellis-${backend}`, label: `trellis ${backend}`, src: src.netns, dst: dst.netns, dstIp, mtu: eth0Mtu(src.netns), nftTables: nftTables(node1) };
 }
 
-/**
- * The path a Trellis lab builds, made by hand with `ip`: pod —veth (routed: /32, 169.254.1.1
- * pinned to ee:ee:ee:ee:ee:ee)— node —underlay bridge in a switch namespace— node —veth— pod;
- * between the nodes a VTEP with static FDB/neighbour entries and an onlink route (vxlan), or a
- * plain route via the peer node (host-gw). No agent, no nftables.
- */
-function handPath(made: Made, tag: string, kind: "vxlan" | "host-gw"): DataPath {
-  const k = kind === "vxlan" ? "vx" : "hg";
-  const ns = (s: string): string => made.createNetns(`trellis-bench-${tag}-${k}-${s}`);
-  const sw = ns("sw");
-  const nodes = [1, 2].map((i) => ({ i, netns: ns(`n${i}`), pod: ns(`p${i}`), ip: `10.99.1.${10 + i}`, vtepMac: `02:b5:00:00:00:0${i}` }));
-  const mtu = kind === "vxlan" ? 1450 : 1500;
-  ipBatch(sw, ["link add br0 type bridge", "link set br0 up"]);
-  for (const n of nodes) {
-    ipBatch(sw, [`link add port${n.i} type veth peer name eth0 netns ${netnsPath(n.netns)}`, `link set port${n.i} master br0`, `link set port${n.i} up`]);
-    ipBatch(n.netns, [`addr add ${n.ip}/24 dev eth0`, "link set eth0 up"]);
-    run(...nsenter(n.netns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"));
-    const podIp = `10.244.${n.i}.2`;
-    ipBatch(n.netns, [
-      `link add trlbench mtu ${mtu} address ee:ee:ee:ee:ee:ee type veth peer name eth0 mtu ${mtu} netns ${netnsPath(n.pod)}`,
-      "link set trlbench up",
-      `route add ${podIp}/32 dev trlbench scope link`,
-    ]);
-    ipBatch(n.pod, [
-      `addr add ${podIp}/32 dev eth0`, "link set eth0 up",
-      "neigh add 169.254.1.1 lladdr ee:ee:ee:ee:ee:ee dev eth0 nud permanent", "route add default via 169.254.1.1 dev eth0 onlink",
-    ]);
-    if (kind === "vxlan") {
-      ipBatch(n.netns, [
-        `link add bench.vxlan mtu 1450 address ${n.vtepMac} type vxlan id 1 local ${n.ip} dev eth0 dstport 8472 nolearning`,
-        `addr add 10.244.${n.i}.0/32 dev bench.vxlan`, "link set bench.vxlan up",
-      ]);
-    }
-  }
-  for (const [a, b] of [[nodes[0]!, nodes[1]!], [nodes[1]!, nodes[0]!]] as const) {
-    if (kind === "vxlan") {
-      run("bridge", ["-n", a.netns, "fdb", "append", b.vtepMac, "dev", "bench.vxlan", "dst", b.ip, "self", "permanent"]);
-      ipBatch(a.netns, [
-        `neigh add 10.244.${b.i}.0 lladdr ${b.vtepMac} dev bench.vxlan nud permanent`,
-        `route add 10.244.${b.i}.0/24 via 10.244.${b.i}.0 dev bench.vxlan onlink`,
-      ]);
-    } else {
-      ipBatch(a.netns, [`route add 10.244.${b.i}.0/24 via ${b.ip} dev eth0`]);
-    }
-  }
-  return { id: `hand-${kind}`, label: `by hand, ${kind}`, src: nodes[0]!.pod, dst: nodes[1]!.pod, dstIp: "10.244.2.2", mtu: eth0Mtu(nodes[0]!.pod), nftTables: nftTables(nodes[0]!.netns) };
-}
-
-/** Two namespaces joined by one veth pair: the ceiling of every path above. */
-function vethPath(made: Made, tag: string): DataPath {
-  const a = made.createNetns(`trellis-bench-${tag}-veth-a`);
-  const b = made.createNetns(`trellis-bench-${tag}-veth-b`);
-  ipBatch(a, [`link add eth0 type veth peer name eth0 netns ${netnsPath(b)}`, "addr add 10.250.0.1/24 dev eth0", "link set eth0 up"]);
-  ipBatch(b, ["addr add 10.250.0.2/24 dev eth0", "link set eth0 up"]);
-  return { id: "veth", label: "veth pair", src: a, dst: b, dstIp: "10.250.0.2", mtu: eth0Mtu(a), nftTables: nftTables(a) };
-}
-
-/** ICMP RTT from the source pod, per echo: median and 99th percentile (µs), and lost echoes. */
-async function pingRtt(p: DataPath, count: number, signal: AbortSignal): Promise<{ p50Us: number; p99Us: number; avgUs: number; loss: number }> {
-  const r = await runAsync(...nsenter(p.src, "ping", "-n", "-c", String(count), "-i", "0.005", "-W", "1", p.dstIp), signal);
-  const s = parsePingSummary(r.stdout);
-  const times = parsePingTimes(r.stdout).sort((a, b) => a - b);
-  if (!s || times.length === 0) throw new Error(`${p.label}: ping ${p.dstIp} from ${p.src} got no answer: ${(r.stderr || r.stdout).trim().slice(-300)}`);
-  const us = (ms: number): number => round3(ms * 1000);
-  return { p50Us: us(percentile(times, 50)), p99Us: us(percentile(times, 99)), avgUs: us(s.avgMs), loss: s.sent - s.received };
-}
-
-async function iperf(made: Made, p: DataPath, seconds: number, signal: AbortSignal): Promise<{ gbps: number; retransmits: number }> {
-  const port = "5201";
-  const [cmd, args] = nsenter(p.dst, "iperf3", "-s", "-1", "-B", p.dstIp, "-p", port);
-  const server = made.spawn(cmd, args);
-  try {
-    await waitFor(`iperf3 server in ${p.dst}`, 5000, signal, () => {
-      const out = spawnSync(...nsenter(p.dst, "ss", "-Hltn", `sport = :${port}`), { encoding: "utf8" }).stdout ?? "";
-      if (server.exitCode !== null) throw new Error(`iperf3 server in ${p.dst} exited ${server.exitCode}`);
-      return out.trim() !== "";
-    }, 20);
-    const r = await runAsync(...nsenter(p.src, "iperf3", "-c", p.dstIp, "-p", port, "-t", String(seconds), "-O", "1", "-J"), signal, (seconds + 30) * 1000);
-    const res = parseIperfJson(r.stdout);
-    return { gbps: res.receivedBps / 1e9, retransmits: res.retransmits };
-  } finally {
-    if (server.pid !== undefined && server.exitCode === null) await stopProcess(server.pid, 1000);
-  }
-}
 
 async function measureDataplane(paths: DataPath[], made: Made, o: Options, signal: AbortSignal): Promise<DataSample[]> {
   for (const p of paths) {
@@ -535,7 +354,7 @@ function summarizeConvergence(samples: ConvSample[]): ConvSummary[] {
 }
 
 interface PathSummary {
-  path: PathId;
+  path: string;
   label: string;
   mtu: number;
   gbps: { median: number; min: number; max: number };
@@ -554,7 +373,7 @@ function summarizeDataplane(paths: DataPath[], samples: DataSample[]): PathSumma
   const veth = per.get("veth");
   return paths.map((p) => {
     const me = per.get(p.id)!;
-    const hand = p.id.startsWith("trellis-") ? per.get(p.id.replace("trellis-", "hand-") as PathId) : undefined;
+    const hand = p.id.startsWith("trellis-") ? per.get(p.id.replace("trellis-", "hand-")) : undefined;
     return {
       path: p.id, label: p.label, mtu: p.mtu, gbps: me.gbps, rttP50Us: me.rtt,
       ...(hand ? { vsHand: { throughput: round3(ratio(me.gbps.median, hand.gbps.median)), rtt: round3(ratio(me.rtt.median, hand.rtt.median)) } } : {}),

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  netlinkSubscribed, parseAgentStart, parseIperfJson, parseMonitorRouteLine, parsePingSummary, parsePingTimes, parseProcStat, parseVmRssKiB,
+  netlinkSubscribed, parseAgentStart, parseBirdMemoryTotal, parseIperfJson, parseMonitorRouteLine, parsePingSummary, parsePingTimes, parseProcStat,
+  parseVmRssKiB, reconfiguredWith,
 } from "./probes.js";
 
 test("ip -ts monitor route lines: time with microseconds, added or deleted, destination, proto", () => {
@@ -12,6 +13,13 @@ test("ip -ts monitor route lines: time with microseconds, added or deleted, dest
   assert.equal(del?.dst, "10.244.20.0/24");
   assert.equal(parseMonitorRouteLine("[2026-11-22T11:48:13.1] local 10.0.0.1 dev lo table local proto kernel")?.proto, "kernel");
   assert.equal(parseMonitorRouteLine("10.244.20.0/24 via 10.244.20.0 dev x"), undefined);
+});
+
+test("ip -ts monitor route lines of BIRD's routes in table 203", () => {
+  const add = parseMonitorRouteLine("[2026-12-06T23:31:24.633752] 10.244.130.0/24 via 10.99.1.13 dev eth0 table 203 proto bird metric 32 ");
+  assert.deepEqual(add, { atMs: Date.UTC(2026, 11, 6, 23, 31, 24) + 633.752, deleted: false, dst: "10.244.130.0/24", proto: "bird", table: "203" });
+  assert.equal(parseMonitorRouteLine("[2026-12-06T23:31:24.6] Deleted 10.244.130.0/24 via 10.99.1.13 dev eth0 table 203 proto bird metric 32")?.deleted, true);
+  assert.equal(parseMonitorRouteLine("[2026-12-06T23:31:24.6] 10.244.130.0/24 via 10.99.1.13 dev eth0 proto 202")?.table, undefined, "main table: not named");
 });
 
 test("agent log: the first 'starting' and lease lines of a node", () => {
@@ -25,6 +33,43 @@ test("agent log: the first 'starting' and lease lines of a node", () => {
     startingMs: Date.parse("2026-11-22T11:48:13.409Z"), leasedMs: Date.parse("2026-11-22T11:48:13.630Z"), block: "10.244.20.0/24",
   });
   assert.deepEqual(parseAgentStart(log, "node1"), {});
+});
+
+test("agent log, bgp backend: when BIRD was started, with how many sessions", () => {
+  const log = [
+    "2026-12-06T23:30:58.655Z agent[node3] starting (datastore embedded)",
+    "2026-12-06T23:30:58.687Z agent[node3] leased a new block: 10.244.130.0/24 (public IP 10.99.1.13, backend bgp, ttl 10s)",
+    "2026-12-06T23:30:58.932Z agent[node3] bgp: started BIRD (pid 22600), AS 64512, 1 session(s)",
+    "2026-12-06T23:31:30.000Z agent[node3] bgp: started BIRD (pid 22700) in graceful-restart recovery, AS 64512, 2 session(s)",
+  ].join("\n");
+  const s = parseAgentStart(log, "node3");
+  assert.equal(s.birdStartedMs, Date.parse("2026-12-06T23:30:58.932Z"));
+  assert.equal(s.birdSessions, 1);
+  assert.equal(parseAgentStart(log.split("\n")[3]!, "node3").birdSessions, 2, "a recovery start counts too");
+});
+
+test("agent log: the first BIRD reconfiguration that holds a protocol", () => {
+  const log = [
+    "2026-12-06T23:30:58.969Z agent[node1] bgp: BIRD reconfigured: node_node2 (mesh), node_node3 (mesh)",
+    "2026-12-06T23:30:59.100Z agent[node2] bgp: BIRD reconfigured: node_node1 (mesh), node_node10 (mesh)",
+    "2026-12-06T23:30:59.500Z agent[node1] bgp: BIRD reconfigured: node_node2 (mesh), node_node10 (rr-client)",
+    "2026-12-06T23:30:59.900Z agent[node1] bgp: BIRD reconfigured: node_node2 (mesh), node_node10 (mesh)",
+  ].join("\n");
+  assert.equal(reconfiguredWith(log, "node1", "node_node10"), Date.parse("2026-12-06T23:30:59.500Z"));
+  assert.equal(reconfiguredWith(log, "node1", "node_node1"), undefined, "node_node1 is not node_node10's prefix match");
+  assert.equal(reconfiguredWith(log, "node3", "node_node10"), undefined);
+  assert.equal(reconfiguredWith("2026-12-06T23:30:59.000Z agent[node1] bgp: BIRD reconfigured: no sessions", "node1", "node_node10"), undefined);
+});
+
+test("birdc show memory: the effective total", () => {
+  const text = [
+    "BIRD 2.0.12 ready.", "BIRD memory usage", "                  Effective    Overhead",
+    "Routing tables:     19.5 kB   9288.0  B", "Total:             102.8 kB     99.7 kB",
+  ].join("\n");
+  assert.equal(parseBirdMemoryTotal(text), 102.8 * 1024);
+  assert.equal(parseBirdMemoryTotal("Total:            1.5 MB   2.0 kB"), 1.5 * 1024 * 1024);
+  assert.equal(parseBirdMemoryTotal("Total:             512.0  B   1.0 kB"), 512);
+  assert.equal(parseBirdMemoryTotal("BIRD 2.0.12 ready.\nAccess denied"), undefined);
 });
 
 test("/proc/<pid>/stat CPU fields, even with spaces and parentheses in comm", () => {

@@ -2,7 +2,9 @@
 // data out, so each can be unit tested on captured output (probes.test.ts).
 
 /** One line of `ip -ts monitor route` (run with TZ=UTC), e.g.
- *  `[2026-11-22T11:48:13.769579] Deleted 10.244.20.0/24 via 10.244.20.0 dev trellis.vxlan proto 202 onlink` */
+ *  `[2026-11-22T11:48:13.769579] Deleted 10.244.20.0/24 via 10.244.20.0 dev trellis.vxlan proto 202 onlink`
+ *  or, for a route BIRD installed in Trellis' BGP table,
+ *  `[2026-12-06T23:31:24.633752] 10.244.130.0/24 via 10.99.1.13 dev eth0 table 203 proto bird metric 32` */
 export interface RouteEvent {
   /** When `ip` printed the event: ms since the epoch, with microseconds as the fraction. */
   atMs: number;
@@ -10,6 +12,8 @@ export interface RouteEvent {
   dst: string;
   /** The route's protocol (`proto 202`), undefined when the line has none. */
   proto: string | undefined;
+  /** The routing table (`table 203`); absent for the main table, which `ip` does not name. */
+  table?: string;
 }
 
 const MONITOR_LINE = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?\]\s+(Deleted\s+)?(\S+)(.*)$/;
@@ -20,7 +24,8 @@ export function parseMonitorRouteLine(line: string): RouteEvent | undefined {
   const seconds = Date.parse(`${m[1]}Z`);
   if (Number.isNaN(seconds)) return undefined;
   const fraction = m[2] ? Number(`0.${m[2]}`) * 1000 : 0;
-  return { atMs: seconds + fraction, deleted: m[3] !== undefined, dst: m[4]!, proto: /\bproto (\S+)/.exec(m[5]!)?.[1] };
+  const table = /\btable (\S+)/.exec(m[5]!)?.[1];
+  return { atMs: seconds + fraction, deleted: m[3] !== undefined, dst: m[4]!, proto: /\bproto (\S+)/.exec(m[5]!)?.[1], ...(table ? { table } : {}) };
 }
 
 /** What an agent's log says about one start: when it logged "starting" and when it held its lease. */
@@ -29,6 +34,10 @@ export interface AgentStart {
   leasedMs?: number;
   /** The block it leased or kept. */
   block?: string;
+  /** bgp backend: when it logged `bgp: started BIRD`, i.e. BIRD's control socket answered. */
+  birdStartedMs?: number;
+  /** The sessions that first bird.conf had. */
+  birdSessions?: number;
 }
 
 /** Reads agent log lines (`<ISO time> agent[<node>] <message>`) of one start of `node`'s agent. */
@@ -47,8 +56,37 @@ export function parseAgentStart(text: string, node: string): AgentStart {
       out.leasedMs = ms;
       out.block = leased[1];
     }
+    const bird = /^bgp: started BIRD \(pid \d+\).*?, (\d+) session\(s\)/.exec(msg);
+    if (out.birdStartedMs === undefined && bird) {
+      out.birdStartedMs = ms;
+      out.birdSessions = Number(bird[1]);
+    }
   }
   return out;
+}
+
+/**
+ * When `node`'s agent first logged that BIRD took a config with the BGP protocol `protocol`
+ * (`bgp: BIRD reconfigured: node_node2 (mesh), node_node10 (mesh)`), ms since the epoch; undefined
+ * if it has not (yet).
+ */
+export function reconfiguredWith(text: string, node: string, protocol: string): number | undefined {
+  const prefix = ` agent[${node}] bgp: BIRD reconfigured: `;
+  for (const line of text.split("\n")) {
+    const at = line.indexOf(prefix);
+    if (at < 0) continue;
+    const protocols = line.slice(at + prefix.length).split(", ").map((p) => p.replace(/ \(.*$/, "").trim());
+    const ms = Date.parse(line.slice(0, at));
+    if (protocols.includes(protocol) && !Number.isNaN(ms)) return ms;
+  }
+  return undefined;
+}
+
+/** The `Total:` line of `birdc show memory`: the memory BIRD uses for its own data (effective), bytes. */
+export function parseBirdMemoryTotal(text: string): number | undefined {
+  const m = /^Total:\s+([\d.]+)\s*(B|kB|MB|GB)\b/m.exec(text);
+  if (!m) return undefined;
+  return Number(m[1]) * { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[m[2] as "B" | "kB" | "MB" | "GB"];
 }
 
 /** CPU time fields of /proc/<pid>/stat, in clock ticks. */

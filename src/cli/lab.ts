@@ -104,6 +104,8 @@ export function labCommand(): Command {
     .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
     .option("--allow-unreachable", "build a topology that leaves node pairs without a path (host-gw across segments); lab check accepts those pairs")
     .option("--resync <seconds>", "agents' periodic kernel resync (drift repair)", int("--resync"), LAB_RESYNC_SECONDS)
+    .option("--lease-ttl <seconds>", "agents' lease TTL (default 10; large labs on a small machine need more)", int("--lease-ttl"))
+    .option("--ready-timeout <seconds>", "how long to wait for the agents to lease and converge (default 30)", int("--ready-timeout"))
     .option("--tor", "bgp: a ToR router (FRR) per segment carries the pod routes between segments")
     .option("--route-reflectors <k>", "bgp: the first K nodes are route reflectors", int("--route-reflectors"))
     .option("--no-node-mesh", "bgp: no node-to-node mesh (nodes peer with reflectors and ToRs only)")
@@ -111,7 +113,7 @@ export function labCommand(): Command {
     .action(async (o: {
       name: string; nodes: number; podsPerNode: number; mode: Mode; backend: LabBackend; segments: number; datastore: LabDatastore;
       natOutgoing: boolean; cniBinDir?: string; podCidr?: string; subnetLen?: number; spec?: string; allowUnreachable?: boolean; resync: number;
-      tor?: boolean; routeReflectors?: number; nodeMesh: boolean;
+      leaseTtl?: number; readyTimeout?: number; tor?: boolean; routeReflectors?: number; nodeMesh: boolean;
     }, cmd: Command) => {
       requireRoot();
       const spec = o.spec ? parseLabSpec(readInputFile(o.spec), o.spec) : undefined;
@@ -125,6 +127,7 @@ export function labCommand(): Command {
         const s = await labUp({
           name: o.name, nodes: o.nodes, podsPerNode: o.podsPerNode, mode: o.mode, backend: o.backend, segments: o.segments,
           datastore: o.datastore, natOutgoing: o.natOutgoing, resyncSeconds: o.resync,
+          ...(o.leaseTtl !== undefined ? { leaseTtlSeconds: o.leaseTtl } : {}), ...(o.readyTimeout !== undefined ? { readySeconds: o.readyTimeout } : {}),
           ...(o.podCidr !== undefined ? { podNetwork: o.podCidr } : {}), ...(o.subnetLen !== undefined ? { subnetLen: o.subnetLen } : {}),
           ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
           ...(o.tor ? { tor: true } : {}), ...(o.routeReflectors !== undefined ? { routeReflectors: o.routeReflectors } : {}),

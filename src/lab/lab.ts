@@ -140,6 +140,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     if (!fs.existsSync(path.join(tools.cniBinDir, bin))) throw new Error(`${bin} not found in ${tools.cniBinDir}: run "npm run build"`);
   }
   const agents = plan.backend !== "none";
+  const readyMs = (opts.readySeconds ?? 30) * 1000;
   if (agents && !fs.existsSync(tools.trellisBin)) throw new Error(`trellis executable ${tools.trellisBin} not found: run "npm run build"`);
   const state: LabState = { plan, createdAt: new Date().toISOString(), netns: [], podIps: {}, pids: [] };
   writeState(state);
@@ -205,7 +206,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     say(`agents on ${plan.nodes.length} node(s)`);
     for (const node of plan.nodes) startAgent(plan, state, node, tools.trellisBin);
     for (const node of plan.nodes) {
-      await waitFor(`the agent on ${node.name} to lease a block (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, 30_000,
+      await waitFor(`the agent on ${node.name} to lease a block (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, readyMs,
         () => (fs.existsSync(subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
     if (plan.pods.some((p) => p.labels !== undefined)) {
@@ -222,7 +223,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     say(`pod ${pod.namespace}/${pod.name} on ${pod.node}: ${ips.join(", ")}${pod.ports?.length ? ` (serving ${pod.ports.map((x) => `${x.port}/${x.protocol}`).join(", ")})` : ""}`);
   }
   if (agents) {
-    await waitFor("every agent to see every other node", 30_000, () => (converged(state, tools.trellisBin) ? true : undefined));
+    await waitFor("every agent to see every other node", readyMs, () => (converged(state, tools.trellisBin) ? true : undefined));
     // The first view of the datastore, kept so that `lab check` works during a later outage.
     readClusterView(state, tools.trellisBin);
     const pairs = unreachableNodePairs(plan).length;
@@ -347,7 +348,7 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   delete env.NODE_EXTRA_CA_CERTS;
   const pid = spawnDetachedIn(node.netns, trellisBin, [
     "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
-    "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
+    "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(plan.leaseTtlSeconds ?? LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
     "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name), "--bird-dir", birdDirOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
     ...(plan.mode === "bridge" ? ["--no-policy"] : []),

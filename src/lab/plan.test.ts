@@ -89,11 +89,20 @@ describe("lab plan", () => {
       [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", backend: "ipip" as never }, /--backend "ipip"/],
       [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", segments: 5 }, /--segments 5/],
       [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", backend: "none", datastore: "etcd" }, /--datastore "etcd"/],
+      [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", leaseTtlSeconds: 2 }, /--lease-ttl 2/],
+      [{ name: "d", nodes: 1, podsPerNode: 1, mode: "routed", readySeconds: 0 }, /--ready-timeout 0/],
     ];
     for (const [opts, re] of cases) {
       assert.throws(() => planLab(opts), (e: unknown) => e instanceof CniError && re.test(e.message));
     }
   });
+});
+
+test("a lab's lease TTL is part of its plan (agents restarted later keep it); the ready timeout is not", () => {
+  const p = planLab({ name: "big", nodes: 30, podsPerNode: 0, mode: "routed", backend: "bgp", leaseTtlSeconds: 300, readySeconds: 300 });
+  assert.equal(p.leaseTtlSeconds, 300);
+  assert.equal("readySeconds" in p, false);
+  assert.equal("leaseTtlSeconds" in planLab({ name: "small", nodes: 2, podsPerNode: 0, mode: "routed" }), false, "absent: the lab default");
 });
 
 describe("table output", () => {

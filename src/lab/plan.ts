@@ -64,6 +64,14 @@ export interface LabOptions {
   allowUnreachable?: boolean;
   /** Agents' periodic kernel resync, seconds (default 5). Long values keep injected faults for tests. */
   resyncSeconds?: number;
+  /**
+   * Agents' lease TTL, seconds (default 10: a removed node disappears within seconds). Large labs
+   * on a small machine need more: an agent starved of CPU for a TTL loses its lease, and every
+   * peer then drops and re-adds it (for bgp: a BGP session torn down and set up again).
+   */
+  leaseTtlSeconds?: number;
+  /** How long `lab up` waits for every agent to lease a block and for all of them to converge, seconds (default 30). */
+  readySeconds?: number;
   /** bgp: a ToR router (FRR) per segment peering with its segment's nodes and the other ToRs. */
   tor?: boolean;
   /** bgp: the first K nodes are route reflectors. */
@@ -124,6 +132,8 @@ export interface LabPlan {
   allowUnreachable?: boolean;
   /** Agents' periodic kernel resync, seconds (absent: 5). */
   resyncSeconds?: number;
+  /** Agents' lease TTL, seconds (absent: 10). */
+  leaseTtlSeconds?: number;
   /** bgp only. */
   bgp?: LabBgp;
 }
@@ -173,6 +183,12 @@ export function validateLabOptions(o: LabOptions): void {
   }
   if (o.resyncSeconds !== undefined && (!Number.isInteger(o.resyncSeconds) || o.resyncSeconds < 1 || o.resyncSeconds > 86400)) {
     throw invalid("--resync", o.resyncSeconds, "must be 1..86400 seconds");
+  }
+  if (o.leaseTtlSeconds !== undefined && (!Number.isInteger(o.leaseTtlSeconds) || o.leaseTtlSeconds < 3 || o.leaseTtlSeconds > 86400)) {
+    throw invalid("--lease-ttl", o.leaseTtlSeconds, "must be 3..86400 seconds");
+  }
+  if (o.readySeconds !== undefined && (!Number.isInteger(o.readySeconds) || o.readySeconds < 1 || o.readySeconds > 3600)) {
+    throw invalid("--ready-timeout", o.readySeconds, "must be 1..3600 seconds");
   }
   const bgpFlag = o.tor ? "--tor" : o.routeReflectors !== undefined ? "--route-reflectors" : o.nodeMesh === false ? "--no-node-mesh" : undefined;
   if (bgpFlag && o.backend !== "bgp") throw invalid(bgpFlag, true, "needs --backend bgp");
@@ -258,6 +274,7 @@ export function planLab(o: LabOptions): LabPlan {
     pods,
     ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
     ...(o.resyncSeconds !== undefined ? { resyncSeconds: o.resyncSeconds } : {}),
+    ...(o.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: o.leaseTtlSeconds } : {}),
   };
   if (backend === "bgp") {
     plan.bgp = {
