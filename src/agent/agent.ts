@@ -9,14 +9,14 @@ import * as path from "node:path";
 import { desiredState, usesVxlan, vtepMacFor, type Desired, type Underlay } from "../backends/desired.js";
 import type { Datastore, KeyValue, WatchMessage } from "../datastore/types.js";
 import type { DataplaneKernel } from "../kernel/dataplane.js";
-import { CONFIG_KEY, chooseSubnet, LEASE_PREFIX, leaseKey, leaseValue, parseLease, STATUS_PREFIX, type Lease } from "../model/lease.js";
+import { ASSIGNED_PREFIX, CONFIG_KEY, chooseSubnet, LEASE_PREFIX, leaseKey, leaseValue, parseLease, STATUS_PREFIX, type Lease } from "../model/lease.js";
 import { checkNodeAddress, isLeasable, podMtu, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import { Reconciler } from "../dataplane/reconciler.js";
 import type { ActualDataplane } from "../dataplane/diff.js";
 import type { Dataplane, PodRouteSpec } from "../dataplane/state.js";
 import type { Endpoint } from "../policy/model.js";
 import { parseSubnetFile } from "../ipam/config.js";
-import { formatCidr } from "../model/ip.js";
+import { formatCidr, parseCidr } from "../model/ip.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicySync } from "./policy-sync.js";
 import { LocalEndpoints } from "./local-endpoints.js";
@@ -45,6 +45,16 @@ export interface AgentOptions {
   policy?: { kernel: PolicyKernel };
   /** BIRD for the bgp backend (its files' directory); without it a bgp backend cannot route. */
   bird?: BirdKernel;
+  /** Called once, when the agent first becomes ready (see `health`): e.g. to install the CNI config. */
+  onReady?: () => void;
+}
+
+export interface AgentHealth {
+  /** The agent's loops turn (a kernel sync happened recently, or it is still starting). */
+  live: boolean;
+  /** Pods on this node can be networked: block held, first full sync done, policy programmed. */
+  ready: boolean;
+  reason: string;
 }
 
 export class Agent {
@@ -84,6 +94,7 @@ export class Agent {
   async run(): Promise<void> {
     const { store, log } = this.o;
     this.config = await this.waitForConfig();
+    this.phase = "leasing a block";
     const u = await this.o.kernel.underlay({ iface: this.o.iface, publicIp: this.o.publicIp });
     log(`underlay: ${u.dev} ${u.cidr} mtu ${u.mtu} (${u.why})`);
     const bad = checkNodeAddress(this.config, u.cidr.split("/")[0]!);
@@ -124,12 +135,37 @@ export class Agent {
     } else {
       log("network policy: NOT enforced on this node (--no-policy)");
     }
+    this.started = true;
+    this.maybeAnnounceReady();
     if (!this.o.signal.aborted) {
       await new Promise<void>((resolve) => this.o.signal.addEventListener("abort", () => resolve(), { once: true }));
     }
     // Say that this agent stopped (its data plane stays): `trellis nodes` must not show it as live.
     const why = typeof this.o.signal.reason === "string" ? this.o.signal.reason : "a stop request";
     await Promise.race([this.publishStatus({ at: Date.now(), why }), new Promise((r) => setTimeout(r, 2000).unref())]);
+  }
+
+  private phase = "waiting for the network config";
+  private started = false;
+  private lastSyncAt = 0;
+  private readyAnnounced = false;
+
+  /** What the health endpoints report (pure over the agent's state and the clock). */
+  health(now = Date.now()): AgentHealth {
+    const stale = Math.max(3 * this.o.resyncMs, 60_000);
+    if (this.started && this.lastSyncAt > 0 && now - this.lastSyncAt > stale) {
+      return { live: false, ready: false, reason: `no kernel sync for ${Math.round((now - this.lastSyncAt) / 1000)}s` };
+    }
+    if (!this.lease) return { live: true, ready: false, reason: this.phase };
+    if (!this.ready) return { live: true, ready: false, reason: "first kernel sync not done" };
+    if (!this.started) return { live: true, ready: false, reason: "network policy not yet programmed" };
+    return { live: true, ready: true, reason: `ready: ${this.lease.subnet}` };
+  }
+
+  private maybeAnnounceReady(): void {
+    if (this.readyAnnounced || !this.health().ready) return;
+    this.readyAnnounced = true;
+    this.o.onReady?.();
   }
 
   private stop(): void {
@@ -181,6 +217,7 @@ export class Agent {
 
   /** Keeps this node's block if it still holds it (or held it before a restart), else takes a free one. */
   private async acquireLease(): Promise<void> {
+    if (this.config!.blocks === "assigned") return this.acquireAssigned();
     const { store, log } = this.o;
     for (let attempt = 1; ; attempt++) {
       const listed = await store.list(LEASE_PREFIX);
@@ -207,6 +244,62 @@ export class Agent {
         return this.took(l, kv, "leased a new block");
       }
       log(`block ${subnet} was taken by another node just now; trying again (attempt ${attempt})`);
+    }
+  }
+
+  /**
+   * `blocks: assigned`: the node leases exactly the block assigned to it, and waits — saying why
+   * in its status, so `trellis nodes` (and on Kubernetes the Node's condition) shows it — while it
+   * has none, the assigned block is not one of the network's, or another node holds it.
+   */
+  private async acquireAssigned(): Promise<void> {
+    const { store, log, node } = this.o;
+    let said = "";
+    for (;;) {
+      const [assigned, leases] = await Promise.all([store.get(`${ASSIGNED_PREFIX}${node}`), store.list(LEASE_PREFIX)]);
+      const block = assigned ? parseCidr(assigned.value.trim(), true) : undefined;
+      const subnet = block ? formatCidr(block) : undefined;
+      let problem: string | undefined;
+      if (!assigned) problem = `no block is assigned to node ${node} (network config blocks: assigned; on Kubernetes the Node has no spec.podCIDR: is kube-controller-manager running with --allocate-node-cidrs?)`;
+      else if (!subnet) problem = `the block assigned to node ${node} is not a CIDR: ${JSON.stringify(assigned.value)}`;
+      else if (!isLeasable(this.config!, subnet)) {
+        problem = `the block assigned to node ${node}, ${subnet}, is not a /${this.config!.subnetLen} block of the pod network ${this.config!.network} (on Kubernetes: --cluster-cidr and --node-cidr-mask-size must match the network config)`;
+      }
+      const mine = leases.items.map((kv) => ({ kv, lease: parseLease(kv.key, kv.value) })).filter((x) => x.lease?.node === node);
+      const current = subnet ? leases.items.find((kv) => kv.key === leaseKey(subnet)) : undefined;
+      const holder = current ? parseLease(current.key, current.value)?.node : undefined;
+      if (!problem && holder !== undefined && holder !== node) problem = `the block assigned to node ${node}, ${subnet}, is leased by node ${holder}`;
+      if (!problem) {
+        const l = this.leaseFor(subnet!);
+        const ttl = { ttlSeconds: this.o.leaseTtlSeconds };
+        const kv = current ? await store.update(current.key, leaseValue(l), current.modRevision, ttl) : await store.create(leaseKey(subnet!), leaseValue(l), ttl);
+        if (kv) {
+          for (const old of mine.filter((x) => x.kv.key !== kv.key)) await store.delete(old.kv.key, old.kv.modRevision);
+          return this.took(l, kv, current ? "kept its assigned block" : "leased its assigned block");
+        }
+        continue;
+      }
+      this.phase = `waiting: ${problem}`;
+      if (problem !== said) log(`waiting: ${problem}`);
+      said = problem;
+      await this.publishWaiting(problem);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        this.o.signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+      });
+      if (this.o.signal.aborted) throw new Error("stopped");
+    }
+  }
+
+  private async publishWaiting(problem: string): Promise<void> {
+    const s: NodeStatus = {
+      node: this.o.node, subnet: "", publicIp: this.underlay?.cidr.split("/")[0] ?? "", backend: this.config?.backend.type ?? "",
+      state: "waiting", problem, ready: false, policy: !!this.o.policy, leaseTtlSeconds: this.o.leaseTtlSeconds, peers: [], updatedAt: Date.now(),
+    };
+    try {
+      await this.o.store.put(`${STATUS_PREFIX}${this.o.node}`, JSON.stringify(s), { ttlSeconds: this.o.leaseTtlSeconds });
+    } catch (e) {
+      this.o.log(`cannot publish status: ${(e as Error).message}`);
     }
   }
 
@@ -409,7 +502,9 @@ export class Agent {
     const read = peerKernelState(d.dataplane, d.peers, r.actual);
     this.kernelState = new Map(d.peers.map((p) => [p.node,
       p.transport === "bgp" || r.errors.length > 0 ? read.get(p.node)! : p.transport === "unreachable" ? "none" : "programmed"]));
+    this.lastSyncAt = Date.now();
     if (r.errors.length === 0) this.ready = true;
+    this.maybeAnnounceReady();
     void this.publishStatus();
   }
 

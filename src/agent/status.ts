@@ -20,8 +20,12 @@ export interface NodeStatus {
   subnet: string;
   publicIp: string;
   backend: string;
-  /** "stopped": the agent ended (its data plane stays as it was). */
-  state: "running" | "stopped";
+  /**
+   * "stopped": the agent ended (its data plane stays as it was). "waiting": it cannot start
+   * networking yet, and `problem` says why (e.g. no block assigned to the node).
+   */
+  state: "running" | "stopped" | "waiting";
+  problem?: string;
   /** The first full sync is done and the kernel holds the desired data plane. */
   ready: boolean;
   /** Whether the agent enforces network policy on this node. */
@@ -67,7 +71,7 @@ export function peerKernelState(desired: Dataplane, peers: readonly PeerStatus[]
   return out;
 }
 
-export type AgentState = "ready" | "starting" | "stopped" | "not renewing" | "unknown";
+export type AgentState = "ready" | "starting" | "stopped" | "not renewing" | "unknown" | "waiting";
 
 export interface NodeView {
   name: string;
@@ -125,6 +129,15 @@ export function nodeView(lease: Lease, status: NodeStatus | undefined, network: 
   };
 }
 
+/** A node whose agent runs but holds no block yet (it says why): listed so that it is not invisible. */
+export function waitingNodeView(status: NodeStatus, now: number): NodeView {
+  return {
+    name: status.node, publicIp: status.publicIp || "-", subnet: "-", backend: status.backend || "-",
+    agent: "waiting", agentDetail: `waiting since ${ago(now - status.updatedAt)}: ${status.problem ?? "no block yet"}`,
+    policy: status.policy, lastRenewal: "-", leaseExpiresAt: "-", peers: [],
+  };
+}
+
 /** Parses a stored status; undefined for anything that is not one. */
 export function parseNodeStatus(value: string): NodeStatus | undefined {
   try {
@@ -132,10 +145,11 @@ export function parseNodeStatus(value: string): NodeStatus | undefined {
     if (typeof v.node !== "string" || !Array.isArray(v.peers)) return undefined;
     return {
       node: v.node, subnet: String(v.subnet ?? ""), publicIp: String(v.publicIp ?? ""), backend: String(v.backend ?? ""),
-      state: v.state === "stopped" ? "stopped" : "running", ready: v.ready === true, policy: v.policy === true,
+      state: v.state === "stopped" || v.state === "waiting" ? v.state : "running", ready: v.ready === true, policy: v.policy === true,
       leaseTtlSeconds: typeof v.leaseTtlSeconds === "number" ? v.leaseTtlSeconds : 0,
       peers: v.peers.filter((p): p is PeerReport => typeof p === "object" && p !== null && typeof (p as PeerReport).node === "string"),
       updatedAt: typeof v.updatedAt === "number" ? v.updatedAt : 0,
+      ...(typeof v.problem === "string" ? { problem: v.problem } : {}),
       ...(v.stopped && typeof v.stopped.at === "number" ? { stopped: { at: v.stopped.at, why: String(v.stopped.why) } } : {}),
       ...(v.bgp && typeof v.bgp === "object" && Array.isArray(v.bgp.sessions) ? { bgp: v.bgp } : {}),
     };

@@ -1,11 +1,14 @@
 // `trellis network ...`, `trellis nodes` and `trellis agent`: cluster-wide commands that talk to a
 // datastore, chosen with --datastore URL or --lab NAME (a lab's own datastore).
 import { Command, Option } from "commander";
+import * as fs from "node:fs";
 import { Agent } from "../agent/agent.js";
-import { nodeView, parseNodeStatus, type NodeStatus, type NodeView } from "../agent/status.js";
+import { DEFAULT_HEALTH_ADDR, parseListenAddr, probeHealth, serveHealth } from "../agent/health.js";
+import { checkCniTemplate, installCniConfig, networkInit, readNetworkInit } from "../agent/install.js";
+import { nodeView, parseNodeStatus, waitingNodeView, type NodeStatus, type NodeView } from "../agent/status.js";
 import { serveCniCalls, SOCKET_GROUP_HELP } from "./cni.js";
 import { DEFAULT_AGENT_SOCKET } from "../cni/wire.js";
-import { openDatastore } from "../datastore/open.js";
+import { openDatastore, type OpenOptions } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { RealPolicyKernel } from "../kernel/policy.js";
@@ -21,7 +24,12 @@ export interface GlobalOptions {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
+  kubeconfig?: string;
 }
+
+/** How to open the datastore the global options name. */
+export const storeOptions = (g: GlobalOptions, log?: (line: string) => void): OpenOptions =>
+  ({ caFile: g.etcdCa, certFile: g.etcdCert, keyFile: g.etcdKey, kubeconfig: g.kubeconfig, ...(log ? { log } : {}) });
 
 export const DEFAULT_SUBNET_FILE = "/run/trellis/subnet.env";
 export const DEFAULT_ENDPOINT_DIR = "/run/trellis/endpoints";
@@ -37,11 +45,11 @@ export function datastoreUrl(g: GlobalOptions): string {
   }
   if (g.datastore) return g.datastore;
   if (process.env.TRELLIS_DATASTORE) return process.env.TRELLIS_DATASTORE;
-  throw new Error("no datastore: pass --datastore URL (embedded:///dir, etcd://host:2379) or --lab NAME");
+  throw new Error("no datastore: pass --datastore URL (embedded:///dir, etcd://host:2379, kubernetes) or --lab NAME");
 }
 
 export async function withStore<T>(g: GlobalOptions, fn: (s: Datastore) => Promise<T>): Promise<T> {
-  const store = await openDatastore(datastoreUrl(g), { caFile: g.etcdCa, certFile: g.etcdCert, keyFile: g.etcdKey });
+  const store = await openDatastore(datastoreUrl(g), storeOptions(g));
   try {
     return await fn(store);
   } finally {
@@ -187,9 +195,11 @@ export async function readNodes(s: Datastore, now = Date.now()): Promise<NodeRow
   } catch {
     network = undefined;
   }
-  return leases.items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined)
-    .sort((a, b) => a.node.localeCompare(b.node, undefined, { numeric: true }))
-    .map((l) => nodeView(l, status.get(l.node), network, now));
+  const held = leases.items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined);
+  const withLease = new Set(held.map((l) => l.node));
+  const waiting = [...status.values()].filter((st) => st.state === "waiting" && !withLease.has(st.node)).map((st) => waitingNodeView(st, now));
+  return [...held.map((l) => nodeView(l, status.get(l.node), network, now)), ...waiting]
+    .sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
 }
 
 const KERNEL_MARK: Record<string, string> = { programmed: "", pending: "(pending)", none: "" };
@@ -198,10 +208,11 @@ export function renderNodes(rows: NodeRow[], now = Date.now()): string {
   const peerText = (r: NodeRow): string => r.peers.length === 0 ? "-" :
     r.peers.map((p) => `${p.node}:${p.transport}${p.kernel ? KERNEL_MARK[p.kernel] : ""}`).join(" ");
   const secs = (iso: string): number => Math.round((Date.parse(iso) - now) / 1000);
+  const since = (iso: string): string => Number.isNaN(Date.parse(iso)) ? "-" : `${-secs(iso)}s ago`;
+  const until = (iso: string): string => Number.isNaN(Date.parse(iso)) ? "-" : secs(iso) >= 0 ? `in ${secs(iso)}s` : `${-secs(iso)}s ago`;
   const lines = [printTable(["NODE", "PUBLIC IP", "SUBNET", "BACKEND", "AGENT", "LAST RENEWAL", "LEASE EXPIRES", "PEERS (transport)"],
     rows.map((r) => [
-      r.name, r.publicIp, r.subnet, r.backend, r.agent, `${-secs(r.lastRenewal)}s ago`,
-      secs(r.leaseExpiresAt) >= 0 ? `in ${secs(r.leaseExpiresAt)}s` : `${-secs(r.leaseExpiresAt)}s ago`, peerText(r),
+      r.name, r.publicIp, r.subnet, r.backend, r.agent, since(r.lastRenewal), until(r.leaseExpiresAt), peerText(r),
     ]))];
   const notes: string[] = [];
   for (const r of rows) {
@@ -242,10 +253,25 @@ export function nodesCommand(globals: () => GlobalOptions): Command {
   return nodes;
 }
 
+function probeCommand(): Command {
+  return new Command("probe")
+    .description("ask the agent on this machine whether it is live or ready (exit 0 or 1; for kubelet's exec probes)")
+    .option("--live", "the agent's loops turn (GET /healthz)")
+    .option("--ready", "this node's pods can be networked (GET /readyz)")
+    .option("--health-addr <host:port>", "the agent's --health-addr", DEFAULT_HEALTH_ADDR)
+    .action(async (o: { live?: boolean; ready?: boolean; healthAddr: string }) => {
+      if (!o.live === !o.ready) throw new Error("give one of --live or --ready");
+      const [ok, said] = await probeHealth(o.healthAddr, o.live ? "live" : "ready");
+      process.stdout.write(`${said}\n`);
+      process.exitCode = ok ? 0 : 1;
+    });
+}
+
 export function agentCommand(globals: () => GlobalOptions): Command {
   return new Command("agent")
+    .addCommand(probeCommand())
     .description("run the node agent: lease this node's block and connect it to every other node")
-    .requiredOption("--node <name>", "this node's name")
+    .option("--node <name>", "this node's name (required)")
     .option("--iface <name>", "underlay interface (default: the default route's)")
     .option("--public-ip <ip>", "underlay address to publish (default: the interface's)")
     .option("--subnet-file <path>", "where the CNI plugin reads this node's block", DEFAULT_SUBNET_FILE)
@@ -257,10 +283,21 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--no-cni-socket", "do not serve CNI calls (the plugin then does all the work itself)")
     .option("--bird-dir <dir>", "bgp backend: where BIRD's config, control socket, pid file and log live", DEFAULT_BIRD_DIR)
     .option("--cni-socket-group <group>", SOCKET_GROUP_HELP)
+    .option("--network-init <file>", "store this network config (a TrellisNetwork object or a bare config) if the cluster has none")
+    .option("--cni-conf-template <file>", "the CNI config list to install once this agent is ready (with --cni-conf-file)")
+    .option("--cni-conf-file <file>", "where to install it, atomically, e.g. /etc/cni/net.d/10-trellis.conflist")
+    .option("--health-addr <host:port>", "serve GET /healthz and /readyz here (\"\": not at all)", DEFAULT_HEALTH_ADDR)
     .action(async (o: {
       node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
-      cniSocket: string | false; cniSocketGroup?: string; birdDir: string;
+      cniSocket: string | false; cniSocketGroup?: string; birdDir: string; networkInit?: string; cniConfTemplate?: string; cniConfFile?: string;
+      healthAddr: string;
     }) => {
+      if (!o.node) throw new Error("required option '--node <name>' not specified");
+      if (!o.cniConfTemplate !== !o.cniConfFile) throw new Error("--cni-conf-template and --cni-conf-file go together");
+      // Bad files are refused before anything starts.
+      const cniText = o.cniConfTemplate ? checkCniTemplate(o.cniConfTemplate) : undefined;
+      if (o.networkInit) readNetworkInit(o.networkInit, fs.readFileSync(o.networkInit, "utf8"));
+      if (o.healthAddr) parseListenAddr(o.healthAddr);
       const log = (line: string): void => {
         process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
       };
@@ -271,18 +308,36 @@ export function agentCommand(globals: () => GlobalOptions): Command {
           ac.abort(sig);
         });
       }
-      const store = await openDatastore(datastoreUrl(globals()), { caFile: globals().etcdCa, certFile: globals().etcdCert, keyFile: globals().etcdKey });
+      const store = await openDatastore(datastoreUrl(globals()), storeOptions(globals(), log));
       log(`starting (datastore ${store.kind})`);
+      if (o.networkInit) await networkInit(store, o.networkInit, log);
       const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log, o.cniSocketGroup) : undefined;
+      const onReady = (): void => {
+        log("ready: this node's pods can be networked");
+        if (cniText && o.cniConfFile) {
+          try {
+            log(installCniConfig(cniText, o.cniConfFile) ? `installed the CNI config ${o.cniConfFile}` : `the CNI config ${o.cniConfFile} is current`);
+          } catch (e) {
+            log(`cannot install the CNI config ${o.cniConfFile}: ${(e as Error).message}`);
+          }
+        }
+      };
       const agent = new Agent({
+        onReady,
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,
         bird: new RealBirdKernel(o.birdDir),
         ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
       });
+      // Health endpoints are for probes: an address taken (two agents in one namespace) is logged, not fatal.
+      const health = o.healthAddr ? await serveHealth(o.healthAddr, () => agent.health()).catch((e: Error) => {
+        log(`${e.message}; no health endpoints`);
+        return undefined;
+      }) : undefined;
       try {
         await agent.run();
       } finally {
+        health?.close();
         await cni?.close();
         await store.close();
       }

@@ -4,13 +4,16 @@
 //   /run/trellis/lab/demo/datastore              the same, as a bare path (absolute or relative)
 //   etcd://10.0.0.1:2379,10.0.0.2:2379           etcd over http; port defaults to 2379
 //   etcds://etcd-a:2379,etcd-b                   etcd over https (CA, client cert and key in options)
+//   kubernetes                                   the Kubernetes API server (kubeconfig in options,
+//                                                else the pod's service account)
 import { EmbeddedDatastore, type EmbeddedOptions } from "./embedded.js";
 import { EtcdDatastore, type EtcdOptions } from "./etcd.js";
 import { DatastoreError, type Datastore } from "./types.js";
 
 export type DatastoreLocation =
   | { kind: "embedded"; dir: string }
-  | { kind: "etcd"; endpoints: string[]; tls: boolean };
+  | { kind: "etcd"; endpoints: string[]; tls: boolean }
+  | { kind: "kubernetes" };
 
 export interface OpenOptions {
   /** For etcds://: PEM files of the CA, our client certificate and its key. */
@@ -19,6 +22,9 @@ export interface OpenOptions {
   keyFile?: string;
   embedded?: EmbeddedOptions;
   etcd?: Omit<EtcdOptions, "endpoints" | "caFile" | "certFile" | "keyFile">;
+  /** For kubernetes: the kubeconfig file (default: the pod's service account). */
+  kubeconfig?: string;
+  log?: (line: string) => void;
 }
 
 const invalid = (url: string, why: string): DatastoreError =>
@@ -37,6 +43,7 @@ function parseHostPort(url: string, item: string): string {
 /** Pure: what a datastore URL names. Throws DatastoreError("invalid") naming the value. */
 export function parseDatastoreUrl(url: string): DatastoreLocation {
   if (typeof url !== "string" || url.trim() === "") throw invalid(String(url), "empty");
+  if (url === "kubernetes" || url === "kubernetes:" || url === "kubernetes://") return { kind: "kubernetes" };
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) return { kind: "embedded", dir: url };
   if (scheme === "embedded") {
@@ -64,13 +71,20 @@ export function parseDatastoreUrl(url: string): DatastoreLocation {
     const endpoints = authority.split(",").map((item) => `${proto}://${parseHostPort(url, item)}`);
     return { kind: "etcd", endpoints, tls: scheme === "etcds" };
   }
-  throw invalid(url, `unknown scheme ${scheme}: (use embedded://, etcd:// or etcds://)`);
+  throw invalid(url, `unknown scheme ${scheme}: (use embedded://, etcd://, etcds:// or kubernetes)`);
 }
 
 /** Opens the datastore a URL names. */
 export async function openDatastore(url: string, opts: OpenOptions = {}): Promise<Datastore> {
   const loc = parseDatastoreUrl(url);
   if (loc.kind === "embedded") return EmbeddedDatastore.open(loc.dir, opts.embedded);
+  if (opts.kubeconfig && loc.kind !== "kubernetes") throw invalid(url, "--kubeconfig is for --datastore kubernetes");
+  if (loc.kind === "kubernetes") {
+    if (opts.caFile || opts.certFile || opts.keyFile) throw invalid(url, "the etcd TLS files are not for kubernetes (the kubeconfig holds its credentials)");
+    // Loaded only when used: the client is large, and executables that never talk to Kubernetes must not pay for it.
+    const { KubernetesDatastore } = await import("../k8s/datastore.js");
+    return KubernetesDatastore.open({ kubeconfig: opts.kubeconfig, log: opts.log });
+  }
   if (!loc.tls && (opts.caFile || opts.certFile || opts.keyFile)) throw invalid(url, "TLS files given for a plain etcd:// URL (use etcds://)");
   return new EtcdDatastore({
     ...opts.etcd, endpoints: loc.endpoints, caFile: opts.caFile, certFile: opts.certFile, keyFile: opts.keyFile,

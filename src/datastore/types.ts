@@ -34,7 +34,7 @@ export interface WriteOptions {
 }
 
 export interface Datastore {
-  readonly kind: "embedded" | "etcd";
+  readonly kind: "embedded" | "etcd" | "kubernetes";
   get(key: string): Promise<KeyValue | undefined>;
   /** Every key starting with `prefix`, in key order. */
   list(prefix: string): Promise<ListResult>;

@@ -10,6 +10,11 @@ export const KEY_ROOT = "/trellis/";
 export const CONFIG_KEY = `${KEY_ROOT}config`;
 export const LEASE_PREFIX = `${KEY_ROOT}leases/`;
 export const STATUS_PREFIX = `${KEY_ROOT}status/`;
+/**
+ * `assignedblocks/<node>`: the block given to a node by someone else (network config `blocks:
+ * assigned`); the value is the block's CIDR. On Kubernetes it is the Node's spec.podCIDR.
+ */
+export const ASSIGNED_PREFIX = `${KEY_ROOT}assignedblocks/`;
 
 export interface Lease {
   subnet: string;

@@ -32,7 +32,17 @@ export interface NetworkConfig {
   natOutgoing: boolean;
   /** BGP settings (used by the bgp backend; kept across backend switches). */
   bgp?: BgpSettings;
+  /**
+   * Who gives nodes their blocks. "trellis" (the default): each agent leases a free block itself.
+   * "assigned": a node takes only the block assigned to it under `assignedblocks/<node>` (on
+   * Kubernetes, the Node's spec.podCIDR from kube-controller-manager --allocate-node-cidrs, as
+   * Flannel does) and waits, reporting why, while it has none. Omitted means "trellis".
+   */
+  blocks?: BlockMode;
 }
+
+export const BLOCK_MODES = ["trellis", "assigned"] as const;
+export type BlockMode = (typeof BLOCK_MODES)[number];
 
 export const DEFAULT_VNI = 1;
 export const DEFAULT_VXLAN_PORT = 8472;
@@ -58,7 +68,7 @@ const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInt
 
 /** Every field a network config may have (strict input: anything else is refused). */
 export const NETWORK_CONFIG_SHAPE = obj({
-  network: leaf, subnetLen: leaf, subnetMin: leaf, subnetMax: leaf, natOutgoing: leaf,
+  network: leaf, subnetLen: leaf, subnetMin: leaf, subnetMax: leaf, natOutgoing: leaf, blocks: leaf,
   backend: obj({ type: leaf, vni: leaf, port: leaf, mtu: leaf }),
   bgp: BGP_SETTINGS_SHAPE,
 });
@@ -108,6 +118,12 @@ export function validateNetworkConfig(raw: unknown, opts: ValidateOptions = {}):
   if (r.natOutgoing !== undefined) {
     if (typeof r.natOutgoing !== "boolean") throw new ConfigError("natOutgoing", r.natOutgoing, "must be true or false");
     out.natOutgoing = r.natOutgoing;
+  }
+  if (r.blocks !== undefined) {
+    if (typeof r.blocks !== "string" || !(BLOCK_MODES as readonly string[]).includes(r.blocks)) {
+      throw new ConfigError("blocks", r.blocks, `one of ${BLOCK_MODES.join(", ")}`);
+    }
+    if (r.blocks !== "trellis") out.blocks = r.blocks as BlockMode;
   }
   if (r.bgp !== undefined || out.backend.type === "bgp") {
     try {
