@@ -15,7 +15,7 @@ import { RealPolicyKernel } from "../kernel/policy.js";
 import { RealBirdKernel } from "../kernel/bird.js";
 import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
-import { BACKENDS, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import { BACKENDS, BLOCK_MODES, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import { formatOutput, outputOption, printTable, type OutputFormat } from "./table.js";
 
 export interface GlobalOptions {
@@ -69,6 +69,7 @@ function configFromFlags(base: Record<string, unknown>, o: Record<string, unknow
   if (o.subnetMin !== undefined) raw.subnetMin = o.subnetMin;
   if (o.subnetMax !== undefined) raw.subnetMax = o.subnetMax;
   if (o.natOutgoing !== undefined) raw.natOutgoing = o.natOutgoing;
+  if (o.blocks !== undefined) raw.blocks = o.blocks;
   if (o.as !== undefined || o.nodeMesh !== undefined) {
     const bgp = { ...((base.bgp as Record<string, unknown>) ?? {}) };
     if (o.as !== undefined) bgp.asNumber = o.as;
@@ -96,6 +97,7 @@ function showConfig(c: NetworkConfig, output: string): string {
     ["port", String(c.backend.port)],
     ["mtu", c.backend.mtu ? String(c.backend.mtu) : "(underlay MTU - overhead)"],
     ["natOutgoing", String(c.natOutgoing)],
+    ["blocks", c.blocks ?? "trellis"],
     ...(c.bgp ? [["bgp.asNumber", String(c.bgp.asNumber)], ["bgp.nodeMesh", String(c.bgp.nodeMesh)]] : []),
   ]);
 }
@@ -113,6 +115,7 @@ export function networkCommand(globals: () => GlobalOptions): Command {
     .option("--mtu <n>", "pod MTU (default: underlay MTU - 50 for VXLAN)", int("--mtu"))
     .option("--nat-outgoing", "masquerade pod traffic leaving the pod network")
     .option("--no-nat-outgoing", "do not masquerade")
+    .addOption(new Option("--blocks <source>", "trellis: agents lease free blocks; assigned: each node takes the block assigned to it (on Kubernetes its Node's spec.podCIDR)").choices(BLOCK_MODES))
     .option("--as <asn>", "bgp: the cluster's AS number (default 64512; a node may set its own)")
     .option("--node-mesh", "bgp: every node peers with every other node (the default)")
     .option("--no-node-mesh", "bgp: nodes peer only with route reflectors and external peers");

@@ -97,7 +97,7 @@ export function labCommand(): Command {
     .addOption(new Option("--mode <mode>", "pod attachment mode").choices(MODES).default("routed"))
     .addOption(new Option("--backend <type>", "how nodes are connected (none: no agents, pods reach only their node)").choices(LAB_BACKENDS).default("vxlan"))
     .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
-    .addOption(new Option("--datastore <kind>", "embedded (no server) or a real etcd in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
+    .addOption(new Option("--datastore <kind>", "embedded (no server), a real etcd, or kubernetes (a Kubernetes-protocol API server) in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
     .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
     .option("--spec <file>", "YAML lab spec: settings, namespaces with labels, pods with namespace, labels, node and ports (README: Lab spec)")
     .option("--pod-cidr <cidr>", "pod network (with agents)")
@@ -261,6 +261,30 @@ export function labCommand(): Command {
         progress(`etcd ${action === "stop" ? "stopped" : "running"} (pid ${pid})`);
       });
   }
+
+  // What `kubectl apply -f` / `kubectl delete -f` do, for a lab on the Kubernetes datastore (and
+  // its tests): objects written straight to the API server, as a cluster user would.
+  lab.command("kube-apply", { hidden: true })
+    .description("create or replace Kubernetes objects through the API server (kubectl apply)")
+    .requiredOption("--kubeconfig <file>", "the kubeconfig (a lab's: <lab dir>/apiserver/admin.kubeconfig)")
+    .requiredOption("-f, --filename <file>", "YAML objects (- for stdin)")
+    .option("--delete", "delete them instead")
+    .action(async (o: { kubeconfig: string; filename: string; delete?: boolean }) => {
+      const { kubeApply, loadKubeConfig, parseObjects } = await import("../k8s/apply.js");
+      for (const line of await kubeApply(loadKubeConfig(o.kubeconfig), parseObjects(readInputFile(o.filename)), o.delete)) process.stdout.write(`${line}\n`);
+    });
+
+  lab.command("kube-get", { hidden: true })
+    .description("read Kubernetes objects from the API server as JSON (kubectl get -o json)")
+    .requiredOption("--kubeconfig <file>", "the kubeconfig")
+    .argument("<apiVersion>", "e.g. v1")
+    .argument("<kind>", "e.g. Node")
+    .argument("[name]", "one object (default: all of the kind)")
+    .option("-n, --namespace <ns>", "the object's namespace")
+    .action(async (apiVersion: string, kind: string, name: string | undefined, o: { kubeconfig: string; namespace?: string }) => {
+      const { kubeGet, loadKubeConfig } = await import("../k8s/apply.js");
+      process.stdout.write(`${JSON.stringify(await kubeGet(loadKubeConfig(o.kubeconfig), apiVersion, kind, name, o.namespace), null, 2)}\n`);
+    });
 
   lab.command("list")
     .description("list the labs on this host")

@@ -2,7 +2,7 @@
 // dependency-free, long maintained); each command group lives in its own file.
 import { Command, CommanderError } from "commander";
 import { execAttachedIn } from "../kernel/netns.js";
-import { readState } from "../lab/lab.js";
+import { datastoreArgs, readState } from "../lab/lab.js";
 import { cniCommand } from "./cni.js";
 import { bgpCommand, nodeSettingsCommands } from "./bgp.js";
 import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "./cluster.js";
@@ -11,7 +11,7 @@ import { applyCommands, getCommand, policyCommand } from "./policy.js";
 import { probeCommand } from "../lab/probe.js";
 
 /**
- * A lab's etcd listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
+ * A lab's etcd (or API server) listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
  * lab runs this same command there, with --datastore pointing at it; the machine's own namespace
  * never gets a route or address of the lab.
  */
@@ -19,8 +19,8 @@ function reexecInLab(argv: string[]): number | undefined {
   const i = argv.indexOf("--lab");
   if (i < 0 || process.env.TRELLIS_IN_LAB === "1") return undefined;
   const state = readState(argv[i + 1] ?? "");
-  if (!state?.datastoreUrl?.startsWith("etcd")) return undefined;
-  const args = [...argv.slice(2, i), "--datastore", state.datastoreUrl, ...argv.slice(i + 2)];
+  if (!state?.datastoreUrl || !(state.datastoreUrl.startsWith("etcd") || state.datastoreUrl === "kubernetes")) return undefined;
+  const args = [...argv.slice(2, i), ...datastoreArgs(state), ...argv.slice(i + 2)];
   return execAttachedIn(state.plan.controlNetns, selfExecutable(defaultCniBinDir()), args, { ...process.env, TRELLIS_IN_LAB: "1" });
 }
 

@@ -5,6 +5,10 @@
 // half-built lab as completely as a whole one.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import YAML from "yaml";
+import { CRDS } from "../k8s/crds.js";
+import { AGENT_RULES } from "../k8s/rbac.js";
+import { APISERVER_PORT, kubeFiles, labNodeObjects, writeKubeFiles } from "./kube.js";
 import {
   createNetns, deleteNetns, execIn, ipBatchIn, listNetns, netnsExists, netnsPath, processAlive, spawnDetachedIn, stopProcess, sysctlGetIn, sysctlIn,
 } from "../kernel/netns.js";
@@ -173,7 +177,8 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     made(plan.controlNetns);
     plugIntoSegment(plan, 1, plan.controlNetns, "eth0", "cp", `${plan.controlIp}/24`);
     ipBatchIn(plan.controlNetns, [`route add default via ${plan.segments[0]!.gateway}`]);
-    state.datastoreUrl = plan.datastore === "etcd" ? startEtcd(plan, state) : `embedded://${path.join(labDir(plan.name), "datastore")}`;
+    state.datastoreUrl = plan.datastore === "etcd" ? startEtcd(plan, state)
+      : plan.datastore === "kubernetes" ? await startApiServer(plan, state, tools, progress) : `embedded://${path.join(labDir(plan.name), "datastore")}`;
     writeState(state);
   }
 
@@ -192,10 +197,11 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
 
   if (agents) {
     say(`network ${plan.podNetwork}, backend ${plan.backend}, natOutgoing ${plan.natOutgoing}`);
-    const init = ["--datastore", state.datastoreUrl!, "network", "init", "--cidr", plan.podNetwork, "--subnet-len", String(plan.subnetLen),
+    const init = [...datastoreArgs(state), "network", "init", "--cidr", plan.podNetwork, "--subnet-len", String(plan.subnetLen),
       "--backend", plan.backend, plan.natOutgoing ? "--nat-outgoing" : "--no-nat-outgoing", ...(plan.bgp && !plan.bgp.nodeMesh ? ["--no-node-mesh"] : [])];
     let last = "";
-    await waitFor("the datastore to accept the network config", 30_000, () => {
+    // On Kubernetes the agents store it themselves (--network-init), as the DaemonSet's do.
+    if (plan.datastore !== "kubernetes") await waitFor("the datastore to accept the network config", 30_000, () => {
       const r = trellisIn(plan.controlNetns, tools.trellisBin, init);
       last = r.out;
       return r.ok || /already initialised/.test(r.out) ? true : undefined;
@@ -210,7 +216,7 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
         () => (fs.existsSync(subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
     if (plan.pods.some((p) => p.labels !== undefined)) {
-      const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl!, "apply", "-f", "-"],
+      const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"],
         labObjects(plan).map((d) => JSON.stringify(d)).join("\n---\n"));
       if (!r.ok) throw new Error(`cannot apply the spec's namespaces and pods: ${r.out}`);
       progress(`applied ${plan.namespaces.length} namespace(s) and ${plan.pods.length} pod(s)`);
@@ -241,7 +247,7 @@ function setUpBgp(state: LabState, tools: LabTools, progress: Progress): void {
   const { plan } = state;
   const bgp = plan.bgp!;
   const cli = (args: string[]): void => {
-    const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl!, ...args]);
+    const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), ...args]);
     if (!r.ok) throw new Error(`trellis ${args.join(" ")}: ${r.out}`);
   };
   for (const rr of bgp.reflectors) cli(["nodes", "label", rr, `${RR_LABEL}=true`]);
@@ -290,7 +296,7 @@ export function labPodAdd(name: string, pod: { namespace: string; name: string; 
   };
   if (state.datastoreUrl) {
     const objs = labObjects({ ...plan, pods: [p], namespaces: plan.namespaces.some((n) => n.name === p.namespace) ? [] : [{ name: p.namespace, labels: {} }] });
-    const r = trellisIn(plan.controlNetns, tools.trellisBin, ["--datastore", state.datastoreUrl, "apply", "-f", "-"], objs.map((d) => JSON.stringify(d)).join("\n---\n"));
+    const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"], objs.map((d) => JSON.stringify(d)).join("\n---\n"));
     if (!r.ok) throw new Error(`cannot apply pod ${pod.namespace}/${pod.name}: ${r.out}`);
   }
   if (!plan.namespaces.some((n) => n.name === p.namespace)) plan.namespaces.push({ name: p.namespace, labels: {} });
@@ -328,6 +334,44 @@ function plugIntoSegment(plan: LabPlan, seg: number, netns: string, ifname: stri
   ipBatchIn(netns, [`addr add ${cidr} dev ${ifname}`, `link set ${ifname} up`]);
 }
 
+/**
+ * The global options that name the lab's datastore for a CLI run inside the lab: as the admin,
+ * or (with `agent`) as a node's agent — on Kubernetes with the agents' service-account token.
+ */
+export function datastoreArgs(state: LabState, agent?: string): string[] {
+  if (state.plan.datastore === "kubernetes") {
+    const f = kubeFiles(labDir(state.plan.name));
+    return ["--datastore", "kubernetes", "--kubeconfig", agent ? f.agent : f.admin];
+  }
+  return ["--datastore", state.datastoreUrl!];
+}
+
+/** The TrellisNetwork a Kubernetes lab's agents create if none exists (the DaemonSet's ConfigMap). */
+function writeNetworkInit(plan: LabPlan): string {
+  const file = path.join(kubeFiles(labDir(plan.name)).dir, "network.yaml");
+  const spec: Record<string, unknown> = {
+    network: plan.podNetwork, subnetLen: plan.subnetLen, backend: { type: plan.backend }, natOutgoing: plan.natOutgoing, blocks: "assigned",
+    ...(plan.bgp && !plan.bgp.nodeMesh ? { bgp: { nodeMesh: false } } : {}),
+  };
+  fs.writeFileSync(file, YAML.stringify({ apiVersion: "trellis.dev/v1", kind: "TrellisNetwork", metadata: { name: "default" }, spec }));
+  return file;
+}
+
+/** The fake API server in the control-plane namespace, with the CRDs and a Node per lab node. */
+async function startApiServer(plan: LabPlan, state: LabState, tools: LabTools, progress: Progress): Promise<string> {
+  const f = kubeFiles(labDir(plan.name));
+  writeKubeFiles(f, plan.controlIp, AGENT_RULES);
+  const pid = spawnDetachedIn(plan.controlNetns, tools.trellisBin, ["lab", "apiserver", "--listen", `${plan.controlIp}:${APISERVER_PORT}`, "--users", f.users, "--calls", f.calls], f.log);
+  state.pids.push({ what: "apiserver", pid });
+  writeState(state);
+  await waitFor(`the API server to listen (see ${f.log})`, 30_000, () => (fs.existsSync(f.log) && fs.readFileSync(f.log, "utf8").includes("listening") ? true : undefined));
+  const objects = [...CRDS, ...labNodeObjects(plan)].map((o) => YAML.stringify(o)).join("---\n");
+  const r = trellisIn(plan.controlNetns, tools.trellisBin, ["lab", "kube-apply", "--kubeconfig", f.admin, "-f", "-"], objects);
+  if (!r.ok) throw new Error(`cannot install the CRDs and Nodes: ${r.out}`);
+  progress(`API server http://${plan.controlIp}:${APISERVER_PORT} (kubeconfig ${f.admin}); CRDs installed, ${plan.nodes.length} Node(s) with spec.podCIDR`);
+  return "kubernetes";
+}
+
 function startEtcd(plan: LabPlan, state: LabState): string {
   const dir = path.join(labDir(plan.name), "etcd");
   fs.mkdirSync(dir, { recursive: true });
@@ -347,7 +391,8 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
   const pid = spawnDetachedIn(node.netns, trellisBin, [
-    "--datastore", state.datastoreUrl!, "agent", "--node", node.name, "--iface", "eth0",
+    ...datastoreArgs(state, node.name), "agent", "--node", node.name,
+    ...(plan.datastore === "kubernetes" ? ["--network-init", writeNetworkInit(plan)] : []), "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(plan.leaseTtlSeconds ?? LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
     "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name), "--bird-dir", birdDirOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
@@ -389,7 +434,7 @@ export function saveState(s: LabState): void {
 
 /** Whether every node reports every other node as a peer, programmed in its kernel (or unreachable by configuration). */
 function converged(state: LabState, trellisBin: string): boolean {
-  const r = trellisIn(state.plan.controlNetns, trellisBin, ["--datastore", state.datastoreUrl!, "nodes", "-o", "json"]);
+  const r = trellisIn(state.plan.controlNetns, trellisBin, [...datastoreArgs(state), "nodes", "-o", "json"]);
   if (!r.ok) return false;
   const nodes = (JSON.parse(r.out) as { nodes: NodeRow[] }).nodes;
   return nodes.length === state.plan.nodes.length &&
@@ -593,7 +638,7 @@ const viewCacheFile = (lab: string): string => path.join(labDir(lab), "cluster-v
  */
 function readClusterView(state: LabState, trellisBin: string): { view?: ClusterView; stale?: string } {
   if (!state.datastoreUrl) return {};
-  const ds = ["--datastore", state.datastoreUrl];
+  const ds = datastoreArgs(state);
   const model = trellisIn(state.plan.controlNetns, trellisBin, [...ds, "policy", "model"]);
   const nodes = model.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "nodes", "-o", "json"]) : model;
   const config = nodes.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "network", "show", "-o", "json"]) : nodes;

@@ -18,7 +18,7 @@ import { BACKENDS, type BackendType } from "../model/network.js";
 
 export const LAB_BACKENDS = ["none", ...BACKENDS] as const;
 export type LabBackend = (typeof LAB_BACKENDS)[number];
-export const LAB_DATASTORES = ["embedded", "etcd"] as const;
+export const LAB_DATASTORES = ["embedded", "etcd", "kubernetes"] as const;
 export type LabDatastore = (typeof LAB_DATASTORES)[number];
 
 /** A lab described in YAML (`lab up --spec FILE`): nodes, namespaces, and pods with labels and ports. */
@@ -195,7 +195,7 @@ export function validateLabOptions(o: LabOptions): void {
   if (o.routeReflectors !== undefined && (!Number.isInteger(o.routeReflectors) || o.routeReflectors < 1 || o.routeReflectors > o.nodes)) {
     throw invalid("--route-reflectors", o.routeReflectors, `must be 1..${o.nodes} (the number of nodes)`);
   }
-  if (o.backend === "none" && o.datastore === "etcd") throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
+  if (o.backend === "none" && (o.datastore === "etcd" || o.datastore === "kubernetes")) throw invalid("--datastore", o.datastore, "needs agents: choose a --backend");
   if (o.backend === "none" && (o.podNetwork !== undefined || o.subnetLen !== undefined)) {
     throw invalid("--pod-cidr", o.podNetwork ?? o.subnetLen, "needs agents: without them each node has a fixed 10.244.N.0/24");
   }
