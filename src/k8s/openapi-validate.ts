@@ -6,13 +6,14 @@
 //
 // Covered: type, properties, additionalProperties (a schema), required, items, enum, minimum,
 // maximum, minLength, maxLength, minItems, maxItems, pattern, nullable, x-kubernetes-int-or-string,
-// x-kubernetes-preserve-unknown-fields. Not covered (Trellis' schemas do not use them): allOf,
-// anyOf, oneOf, not, format, multipleOf, CEL rules — a schema using them fails here loudly.
+// x-kubernetes-preserve-unknown-fields; `format` is accepted and not checked (Trellis' schemas use
+// only int64, which says how wide an integer is). Not covered (Trellis' schemas do not use them):
+// allOf, anyOf, oneOf, not, multipleOf, CEL rules — a schema using them fails here loudly.
 import type { Schema } from "./schema.js";
 
 const SUPPORTED = new Set<string>([
   "type", "description", "properties", "additionalProperties", "required", "items", "enum", "default", "minimum", "maximum",
-  "minLength", "maxLength", "minItems", "maxItems", "pattern", "nullable", "x-kubernetes-int-or-string",
+  "minLength", "maxLength", "minItems", "maxItems", "pattern", "format", "nullable", "x-kubernetes-int-or-string",
   "x-kubernetes-preserve-unknown-fields", "x-kubernetes-list-type", "x-kubernetes-map-type",
 ]);
 
@@ -23,6 +24,23 @@ const join = (path: string, k: string): string => (path ? `${path}.${k}` : k);
 export function schemaErrors(value: unknown, schema: Schema, path = ""): string[] {
   const out: string[] = [];
   check(value, schema, path, out);
+  return out;
+}
+
+/**
+ * A whole custom object, as the API server treats it: `metadata` is ObjectMeta (checked by the
+ * server's own validation, not the schema), of which the schema may restrict only name and
+ * generateName; everything else follows the schema.
+ */
+export function customObjectErrors(obj: Record<string, unknown>, schema: Schema): string[] {
+  const { metadata, ...rest } = obj;
+  const out = schemaErrors(rest, schema);
+  const restrict = schema.properties?.metadata?.properties ?? {};
+  if (typeof metadata !== "object" || metadata === null || Array.isArray(metadata)) return [...out, "metadata: must be an object"];
+  for (const [k, s] of Object.entries(restrict)) {
+    const v = (metadata as Record<string, unknown>)[k];
+    if (v !== undefined) check(v, s, `metadata.${k}`, out);
+  }
   return out;
 }
 
