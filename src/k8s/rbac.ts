@@ -1,0 +1,69 @@
+// The agent's access to the Kubernetes API, declared as data (the ClusterRole in
+// deploy/trellis.yaml is rendered from AGENT_RULES), and RBAC's own matching rule as a pure
+// function, so that tests can ask "may the agent patch nodes/status?" without a cluster.
+//
+// Least privilege: no wildcards, only what the agent does —
+//   nodes: read every node (addresses, podCIDR, labels, Trellis annotations) and patch its own
+//     (the lease and BGP annotations, the NetworkUnavailable condition through nodes/status);
+//   pods, namespaces, networkpolicies: read, for policy;
+//   events: tell the cluster what the agent did or refused;
+//   trellisnetworks: read, and create the default one (--network-init) when the cluster has none;
+//   trellispolicies, globaltrellispolicies, trellisbgppeers: read (users write them);
+//   trellisvalues: the agent's own state, read and written.
+// RBAC cannot say "only your own node" for a DaemonSet's shared ServiceAccount (resourceNames is
+// static); the NodeRestriction-style limit would need a ValidatingAdmissionPolicy, see deploy/README.md.
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  /** When given, only objects of these names (a request without a name, e.g. list or create, never matches). */
+  resourceNames?: string[];
+}
+
+export interface ApiCall {
+  verb: string;
+  /** API group; "" is the core group. */
+  group: string;
+  resource: string;
+  subresource?: string;
+  name?: string;
+}
+
+const READ = ["get", "list", "watch"];
+
+export const AGENT_RULES: readonly PolicyRule[] = [
+  { apiGroups: [""], resources: ["nodes"], verbs: [...READ, "patch"] },
+  { apiGroups: [""], resources: ["nodes/status"], verbs: ["patch"] },
+  { apiGroups: [""], resources: ["pods", "namespaces"], verbs: READ },
+  { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+  { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: READ },
+  { apiGroups: ["trellis.dev"], resources: ["trellisnetworks"], verbs: [...READ, "create"] },
+  { apiGroups: ["trellis.dev"], resources: ["trellispolicies", "globaltrellispolicies", "trellisbgppeers"], verbs: READ },
+  { apiGroups: ["trellis.dev"], resources: ["trellisvalues"], verbs: [...READ, "create", "update", "patch", "delete"] },
+];
+
+// Whether one rule allows the call, as the API server's RBAC authorizer decides
+// (k8s.io/kubernetes/pkg/apis/rbac/v1/evaluation_helpers.go): the verb, the group and the resource
+// ("resource" or "resource/subresource") must each be listed or covered by "*" ("*/subresource"
+// covers that subresource of any resource), and resourceNames, when given, must list the name.
+export function ruleAllows(rule: PolicyRule, call: ApiCall): boolean {
+  const verbOk = rule.verbs.some((v) => v === "*" || v === call.verb);
+  const groupOk = rule.apiGroups.some((g) => g === "*" || g === call.group);
+  const combined = call.subresource ? `${call.resource}/${call.subresource}` : call.resource;
+  const resourceOk = rule.resources.some((r) => r === "*" || r === combined || (call.subresource !== undefined && r === `*/${call.subresource}`));
+  const nameOk = !rule.resourceNames || rule.resourceNames.length === 0 || (call.name !== undefined && call.name !== "" && rule.resourceNames.includes(call.name));
+  return verbOk && groupOk && resourceOk && nameOk;
+}
+
+/** Whether any of the rules allows the call (RBAC only adds permissions; there are no deny rules). */
+export function rulesAllow(rules: readonly PolicyRule[], call: ApiCall): boolean {
+  return rules.some((r) => ruleAllows(r, call));
+}
+
+/** The rules as a ClusterRole's `rules` (resourceNames only where given). */
+export function clusterRoleRules(rules: readonly PolicyRule[]): PolicyRule[] {
+  return rules.map((r) => ({
+    apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs], ...(r.resourceNames ? { resourceNames: [...r.resourceNames] } : {}),
+  }));
+}
