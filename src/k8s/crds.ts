@@ -11,7 +11,7 @@
 // No status subresource: users write spec, the agent writes TrellisValues (its own state) and Node
 // annotations, so nothing here has a status written separately from its spec.
 import type { ICustomResourceDefinition } from "kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition";
-import { BACKENDS } from "../model/network.js";
+import { BACKENDS, BLOCK_MODES } from "../model/network.js";
 import { ACTIONS, PROTOCOLS } from "../policy/model.js";
 import { arr, bool, int, intOrString, mapOf, num, object, str, type Schema } from "./schema.js";
 
@@ -19,11 +19,6 @@ export const GROUP = "trellis.dev";
 export const VERSION = "v1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-/** How a node gets its block: the Node's spec.podCIDR (Flannel's way) or a Trellis lease (Calico's way). */
-export const BLOCK_SOURCES = ["podCIDR", "trellis"] as const;
-export type BlockSource = (typeof BLOCK_SOURCES)[number];
-/** The default on Kubernetes. */
-export const DEFAULT_BLOCKS: BlockSource = "podCIDR";
 /** The TrellisNetwork that is the cluster's network config. */
 export const NETWORK_OBJECT_NAME = "default";
 
@@ -103,9 +98,9 @@ const networkSpec: Schema = object({
   subnetMin: str({ pattern: IPV4_CIDR, description: "blocks=trellis: the first block that may be leased" }),
   subnetMax: str({ pattern: IPV4_CIDR, description: "blocks=trellis: the last block that may be leased" }),
   blocks: str({
-    enum: [...BLOCK_SOURCES], default: DEFAULT_BLOCKS,
-    description: "podCIDR: a node's block is its spec.podCIDR (kube-controller-manager --allocate-node-cidrs; its --cluster-cidr must be network and "
-      + "--node-cidr-mask-size subnetLen); trellis: Trellis leases blocks itself",
+    enum: [...BLOCK_MODES],
+    description: "assigned: a node's block is its Node's spec.podCIDR (kube-controller-manager --allocate-node-cidrs; its --cluster-cidr must be network and "
+      + "--node-cidr-mask-size subnetLen), Flannel's way; trellis (the default): Trellis leases free blocks itself, Calico's way",
   }),
   backend: object({
     type: str({ enum: [...BACKENDS] }),

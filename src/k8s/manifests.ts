@@ -58,7 +58,7 @@ export const NETWORK_INIT = {
   spec: {
     network: "10.244.0.0/16",
     subnetLen: 24,
-    blocks: "podCIDR",
+    blocks: "assigned",
     backend: { type: "vxlan", vni: 1, port: 8472 },
     natOutgoing: true,
   },

@@ -49,19 +49,18 @@ describe("ruleAllows (RBAC semantics)", () => {
 });
 
 describe("AGENT_RULES", () => {
-  const READ = ["get", "list", "watch"];
+  const READ = ["list", "watch"];
   const granted: Array<[string, string, string, string[]]> = [
-    ["", "nodes", "", [...READ, "patch"]],
+    ["", "nodes", "", ["get", ...READ, "patch"]],
     ["", "nodes", "status", ["patch"]],
     ["", "pods", "", READ],
     ["", "namespaces", "", READ],
-    ["", "events", "", ["create", "patch"]],
     ["networking.k8s.io", "networkpolicies", "", READ],
     ["trellis.dev", "trellisnetworks", "", [...READ, "create"]],
     ["trellis.dev", "trellispolicies", "", READ],
     ["trellis.dev", "globaltrellispolicies", "", READ],
     ["trellis.dev", "trellisbgppeers", "", READ],
-    ["trellis.dev", "trellisvalues", "", [...READ, "create", "update", "patch", "delete"]],
+    ["trellis.dev", "trellisvalues", "", ["get", ...READ, "create", "update", "delete"]],
   ];
   const VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
 

@@ -3,13 +3,16 @@
 // function, so that tests can ask "may the agent patch nodes/status?" without a cluster.
 //
 // Least privilege: no wildcards, only what the agent does —
-//   nodes: read every node (addresses, podCIDR, labels, Trellis annotations) and patch its own
-//     (the lease and BGP annotations, the NetworkUnavailable condition through nodes/status);
-//   pods, namespaces, networkpolicies: read, for policy;
-//   events: tell the cluster what the agent did or refused;
-//   trellisnetworks: read, and create the default one (--network-init) when the cluster has none;
-//   trellispolicies, globaltrellispolicies, trellisbgppeers: read (users write them);
-//   trellisvalues: the agent's own state, read and written.
+//   nodes: list and watch every node (addresses, podCIDR, labels, Trellis annotations), patch
+//     its own (the lease annotations; the NetworkUnavailable condition through nodes/status), and
+//     get one when a patch met a concurrent change;
+//   pods, namespaces, networkpolicies: list and watch, for policy;
+//   trellisnetworks: list and watch, and create the default one (--network-init) when the cluster has none;
+//   trellispolicies, globaltrellispolicies, trellisbgppeers: list and watch (users write them);
+//   trellisvalues: the agent's own state (endpoints, status, leases it allocates): list, watch,
+//     create, update, delete, and get after losing a race.
+// The integration test (test/integration/k8s-lab.test.ts) checks that the agents of a lab make
+// no call outside these rules and use every one of them.
 // RBAC cannot say "only your own node" for a DaemonSet's shared ServiceAccount (resourceNames is
 // static); the NodeRestriction-style limit would need a ValidatingAdmissionPolicy, see deploy/README.md.
 
@@ -30,17 +33,16 @@ export interface ApiCall {
   name?: string;
 }
 
-const READ = ["get", "list", "watch"];
+const READ = ["list", "watch"];
 
 export const AGENT_RULES: readonly PolicyRule[] = [
-  { apiGroups: [""], resources: ["nodes"], verbs: [...READ, "patch"] },
+  { apiGroups: [""], resources: ["nodes"], verbs: ["get", ...READ, "patch"] },
   { apiGroups: [""], resources: ["nodes/status"], verbs: ["patch"] },
   { apiGroups: [""], resources: ["pods", "namespaces"], verbs: READ },
-  { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
   { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: READ },
   { apiGroups: ["trellis.dev"], resources: ["trellisnetworks"], verbs: [...READ, "create"] },
   { apiGroups: ["trellis.dev"], resources: ["trellispolicies", "globaltrellispolicies", "trellisbgppeers"], verbs: READ },
-  { apiGroups: ["trellis.dev"], resources: ["trellisvalues"], verbs: [...READ, "create", "update", "patch", "delete"] },
+  { apiGroups: ["trellis.dev"], resources: ["trellisvalues"], verbs: ["get", ...READ, "create", "update", "delete"] },
 ];
 
 // Whether one rule allows the call, as the API server's RBAC authorizer decides
