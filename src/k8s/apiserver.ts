@@ -128,20 +128,21 @@ export class FakeApiServer {
         if (user === null) throw unauthorized();
         return this.sendJson(res, 200, VERSION);
       }
-      if (user === null || user === undefined) throw unauthorized();
       const discovery = this.discovery(path);
       if (discovery !== undefined) {
+        if (!user) throw unauthorized();
         if (req.method !== "GET") throw methodNotAllowed();
         if (discovery === null) throw pathNotFound();
         return this.sendJson(res, 200, discovery);
       }
       const info = parseResourcePath(path);
-      if (!info) throw pathNotFound();
+      if (!info) throw user ? pathNotFound() : unauthorized();
       const verb = verbOf(req.method ?? "GET", info, url.searchParams);
-      call = { user: user.name, verb: verb ?? String(req.method).toLowerCase(), group: info.group, version: info.version, resource: info.resource };
+      call = { user: user?.name ?? ANONYMOUS.name, verb: verb ?? String(req.method).toLowerCase(), group: info.group, version: info.version, resource: info.resource };
       if (info.subresource) call.subresource = info.subresource;
       if (info.namespace) call.namespace = info.namespace;
       if (info.name) call.name = info.name;
+      if (!user) throw unauthorized();
       const type = this.types.get(`${info.group}/${info.version}/${info.resource}`);
       if (!type) throw pathNotFound();
       if (info.subresource !== undefined && !(info.subresource === "status" && type.statusSubresource)) throw pathNotFound();
@@ -284,9 +285,9 @@ export class FakeApiServer {
 
   /** An object as the client sees it: a copy, with the apiVersion it asked for; list items of built-in types carry no kind. */
   private out(type: ResourceType, o: Obj, item = false): Obj {
-    const c = clone(o);
-    if (item && !type.crd) { delete c.apiVersion; delete c.kind; return c; }
-    return { ...c, apiVersion: apiVersionOf(type), kind: type.kind };
+    const { apiVersion: _a, kind: _k, ...rest } = clone(o);
+    if (item && !type.crd) return rest;
+    return { apiVersion: apiVersionOf(type), kind: type.kind, ...rest };
   }
 
   private keyOf(type: ResourceType, ns: string | undefined, name: string): string {
