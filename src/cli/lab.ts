@@ -12,6 +12,7 @@ import { LAB_BACKENDS, LAB_DATASTORES, labWarnings, type LabBackend, type LabDat
 import { readInputFile } from "../model/input.js";
 import { MODES, type Mode } from "../cni/config.js";
 import { formatOutput, outputOption, printTable } from "./table.js";
+import { runApiServerCommand } from "../k8s/apiserver-main.js";
 
 /** Where the plugin executables are: beside this executable (build/cni), or --cni-bin-dir. */
 export function defaultCniBinDir(): string {
@@ -261,6 +262,14 @@ export function labCommand(): Command {
         progress(`etcd ${action === "stop" ? "stopped" : "running"} (pid ${pid})`);
       });
   }
+
+  // the lab's fake Kubernetes API server, run as a process in its control-plane namespace (src/k8s/APISERVER.md)
+  lab.command("apiserver", { hidden: true })
+    .requiredOption("--listen <host:port>", "address to serve HTTP on")
+    .requiredOption("--users <file>", "JSON list of users: {token, name, rules?}")
+    .option("--calls <file>", "append one JSON line per API call")
+    .action((o: { listen: string; users: string; calls?: string }) =>
+      runApiServerCommand({ listen: o.listen, usersFile: o.users, ...(o.calls ? { callsFile: o.calls } : {}) }));
 
   lab.command("list")
     .description("list the labs on this host")

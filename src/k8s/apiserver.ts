@@ -148,6 +148,11 @@ export class FakeApiServer {
       if (info.subresource !== undefined && !(info.subresource === "status" && type.statusSubresource)) throw pathNotFound();
       if (!type.namespaced && info.namespace !== undefined && info.resource !== "namespaces") throw pathNotFound();
       if (!verb) throw methodNotAllowed();
+      if (type.namespaced && info.namespace === undefined) {
+        // a namespaced resource at the cluster scope: only list and watch exist there
+        if (info.name !== undefined) throw pathNotFound();
+        if (verb !== "list" && verb !== "watch") throw methodNotAllowed();
+      }
       const fields = parseFieldSelector(url.searchParams.get("fieldSelector") ?? "", ["metadata.name", "metadata.namespace", ...type.fieldSelectors]);
       const name = info.name ?? (verb === "list" || verb === "watch" ? selectedName(fields) : undefined);
       const attrs = { verb, group: info.group, resource: info.resource, ...(info.subresource ? { subresource: info.subresource } : {}), ...(name ? { name } : {}) };
@@ -348,7 +353,7 @@ export class FakeApiServer {
     res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked", "Cache-Control": "no-cache, private" });
     res.flushHeaders();
     this.watchers.add(w);
-    req.on("close", () => this.endWatch(w));
+    res.on("close", () => this.endWatch(w));
     res.on("error", () => this.endWatch(w));
     if (from === undefined) {
       for (const [, o] of this.select(type, ns, labels, fields)) this.send(w, "ADDED", o);
