@@ -7,6 +7,9 @@ test("merge patch (RFC 7386): recursive merge, null removes, lists replaced", ()
   assert.deepEqual(mergePatch(doc, { a: { b: null, c: [3] }, e: { f: 1 } }), { a: { c: [3] }, d: "x", e: { f: 1 } });
   assert.deepEqual(doc, { a: { b: 1, c: [1, 2] }, d: "x" }, "input untouched");
   assert.deepEqual(mergePatch(doc, { d: null, e: null }), { a: { b: 1, c: [1, 2] } });
+  const proto = mergePatch({}, JSON.parse('{"__proto__": {"x": 1}}')) as Record<string, unknown>;
+  assert.equal(Object.getPrototypeOf(proto), Object.prototype);
+  assert.equal(JSON.stringify(proto), '{"__proto__":{"x":1}}');
 });
 
 test("JSON pointers unescape ~1 then ~0", () => {

@@ -20,9 +20,14 @@ export function mergePatch(target: Json | undefined, patch: Json): Json {
   const out: { [k: string]: Json } = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else setKey(out, k, mergePatch(out[k], v));
   }
   return out;
+}
+
+/** An own property even for "__proto__" (a key in a document, never the prototype). */
+function setKey(o: { [k: string]: Json }, k: string, v: Json): void {
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
 }
 
 export interface JsonPatchOp { op: string; path: string; value?: Json; from?: string }
@@ -88,7 +93,7 @@ function addAt(doc: Json, path: string, value: Json): Json {
   if (path === "") return value;
   const { parent, key } = parentOf(doc, path);
   if (Array.isArray(parent)) parent.splice(arrayIndex(key, parent.length, true, path), 0, value);
-  else if (isObject(parent)) parent[key] = value;
+  else if (isObject(parent)) setKey(parent, key, value);
   else throw new PatchError("failed", `doc is missing path: "${path}"`);
   return doc;
 }

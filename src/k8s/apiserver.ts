@@ -154,6 +154,8 @@ export class FakeApiServer {
         if (verb !== "list" && verb !== "watch") throw methodNotAllowed();
       }
       const fields = parseFieldSelector(url.searchParams.get("fieldSelector") ?? "", ["metadata.name", "metadata.namespace", ...type.fieldSelectors]);
+      // a watch of one named object (the deprecated URL form) is a watch with a name selector
+      if (verb === "watch" && info.name !== undefined) fields.push({ field: "metadata.name", op: "=", value: info.name });
       const name = info.name ?? (verb === "list" || verb === "watch" ? selectedName(fields) : undefined);
       const attrs = { verb, group: info.group, resource: info.resource, ...(info.subresource ? { subresource: info.subresource } : {}), ...(name ? { name } : {}) };
       if (!authorize(user.rules, attrs)) throw forbidden({ ...attrs, user: user.name, ...(info.namespace ? { namespace: info.namespace } : {}) });
@@ -608,7 +610,12 @@ function decodeContinue(token: string): { rv: number; start: string } {
 
 /** `/api/v1/namespaces/ns/pods/name/status` → its parts (k8s.io/apiserver's RequestInfoFactory). */
 export function parseResourcePath(path: string): RequestInfo | undefined {
-  const segs = path.split("/").filter((s) => s !== "").map((s) => decodeURIComponent(s));
+  let segs: string[];
+  try {
+    segs = path.split("/").filter((s) => s !== "").map((s) => decodeURIComponent(s));
+  } catch {
+    return undefined; // a malformed %-escape names nothing
+  }
   let group: string, version: string, rest: string[];
   if (segs[0] === "api" && segs.length >= 3) { group = ""; version = segs[1]!; rest = segs.slice(2); }
   else if (segs[0] === "apis" && segs.length >= 4) { group = segs[1]!; version = segs[2]!; rest = segs.slice(3); }
