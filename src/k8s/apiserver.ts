@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import {
   StatusError, alreadyExists, badRequest, conflict, continueExpired, forbidden, invalid, methodNotAllowed, notFound,
-  patchFailed, pathNotFound, tooOld, unauthorized, unsupportedMediaType, type FieldError,
+  patchFailed, pathNotFound, tooOld, unauthorized, unsupportedMediaType,
 } from "./apiserver-errors.js";
 import { PatchError, applyJsonPatch, mergePatch, type Json } from "./apiserver-patch.js";
 import { authorize, type PolicyRule } from "./apiserver-rbac.js";
@@ -660,4 +660,3 @@ function applyPatch(contentType: string, current: Obj, patch: unknown): unknown 
   }
 }
 
-export type { FieldError };
