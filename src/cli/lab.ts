@@ -286,6 +286,14 @@ export function labCommand(): Command {
       process.stdout.write(`${JSON.stringify(await kubeGet(loadKubeConfig(o.kubeconfig), apiVersion, kind, name, o.namespace), null, 2)}\n`);
     });
 
+  // the lab's fake Kubernetes API server, run as a process in its control-plane namespace (src/k8s/APISERVER.md)
+  lab.command("apiserver", { hidden: true })
+    .requiredOption("--listen <host:port>", "address to serve HTTP on")
+    .requiredOption("--users <file>", "JSON list of users: {token, name, rules?}")
+    .option("--calls <file>", "append one JSON line per API call")
+    .action(async (o: { listen: string; users: string; calls?: string }) =>
+      (await import("../k8s/apiserver-main.js")).runApiServerCommand({ listen: o.listen, usersFile: o.users, ...(o.calls ? { callsFile: o.calls } : {}) }));
+
   lab.command("list")
     .description("list the labs on this host")
     .action(() => {
