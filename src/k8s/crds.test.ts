@@ -55,7 +55,7 @@ function trellisVerdict(o: Obj): string | undefined {
   try {
     const spec = o.spec as Obj;
     if (o.kind === "TrellisNetwork") {
-      const { blocks: _blocks, ...config } = spec; // blocks is read by the Kubernetes datastore, not NetworkConfig
+      const config = spec;
       validateNetworkConfig(config);
     } else if (o.kind === "TrellisBGPPeer") {
       validateBgpPeer({ name: (o.metadata as Obj).name, ...spec }, undefined);
@@ -144,7 +144,7 @@ describe("CRDs", () => {
       [FULL_POLICY, (o) => { ((o.spec as Obj).podSelector as Obj).matchExpressions = [{ key: "a", operator: "Has" }]; }, /operator: "Has"/],
       [FULL_POLICY, (o) => { (o.spec as Obj).order = "first"; }, /order: "first": must be a number/],
       [NETWORK_INIT, (o) => { ((o.spec as Obj).backend as Obj).type = "flannel"; }, /backend\.type: "flannel": must be one of/],
-      [NETWORK_INIT, (o) => { (o.spec as Obj).blocks = "calico"; }, /blocks: "calico": must be one of/, "the Kubernetes datastore reads blocks"],
+      [NETWORK_INIT, (o) => { (o.spec as Obj).blocks = "calico"; }, /blocks: "calico": must be one of/],
       [NETWORK_INIT, (o) => { (o.spec as Obj).subnetLen = 31; }, /subnetLen: 31: must be at most 30/],
       [NETWORK_INIT, (o) => { ((o.spec as Obj).backend as Obj).vni = 0; }, /vni: 0: must be at least 1/],
       [NETWORK_INIT, (o) => { ((o.spec as Obj).backend as Obj).mtu = 100; }, /mtu: 100: must be at least 576/],
@@ -166,7 +166,7 @@ describe("CRDs", () => {
     }
   });
 
-  it("list exactly the fields Trellis reads (plus blocks, the Kubernetes datastore's)", () => {
+  it("list exactly the fields Trellis reads", () => {
     const specOf = (kind: string): Shape => {
       const top = SHAPES[kind]!;
       assert.equal(top.t, "object");
@@ -175,7 +175,7 @@ describe("CRDs", () => {
     const peerShape = BGP_PEER_SHAPE as { t: "object"; fields: Record<string, Shape> };
     const { name: _name, ...peerFields } = peerShape.fields;
     const pairs: Array<[string, Shape, string[]]> = [
-      ["TrellisNetwork", NETWORK_CONFIG_SHAPE, ["blocks"]],
+      ["TrellisNetwork", NETWORK_CONFIG_SHAPE, []],
       ["GlobalTrellisPolicy", specOf("GlobalTrellisPolicy"), []],
       // Trellis' shape lists namespaceSelector for both kinds and refuses it on TrellisPolicy; the schema leaves it out.
       ["TrellisPolicy", specOf("TrellisPolicy"), []],

@@ -362,12 +362,12 @@ export class KubernetesDatastore implements Datastore {
     return undefined;
   }
 
-  /** Writes; `expected`: undefined = unconditional, 0 = only if absent, n = only if at modRevision n. */
+  /** Writes; `expected`: undefined = unconditional, CREATE = only if absent, n = only if at modRevision n. */
   private async write(key: string, value: string, expected: number | undefined, opts?: WriteOptions): Promise<KeyValue | undefined> {
     const expiresAt = this.checkWrite(key, opts);
     const cur = this.visible(this.held.get(key));
-    if (expected === 0 && cur) return undefined;
-    if (expected !== undefined && expected > 0 && cur?.modRevision !== expected) return undefined;
+    if (expected === CREATE && cur) return undefined;
+    if (expected !== undefined && expected !== CREATE && cur?.modRevision !== expected) return undefined;
     const t = targetOf(key);
     if (t.type === "read-only") throw new DatastoreError("invalid", `cannot write ${key}: ${t.why}`);
     const heldSource = this.held.get(key)?.source;
@@ -478,10 +478,11 @@ export class KubernetesDatastore implements Datastore {
         // The Node changed since this view saw it: only retry if the change left this key alone.
         const now = entriesOf("nodes", node).find((e) => e.key === key);
         const seen = this.held.get(key);
-        if (expected !== undefined && (now?.value !== seen?.value || (expected === 0) !== !now)) return undefined;
+        if (expected !== undefined && (now?.value !== seen?.value || (expected === CREATE) !== !now)) return undefined;
       }
       try {
-        const res = (await this.objectsApi.patch({ apiVersion: "v1", kind: "Node", metadata: { name: nodeName }, ...patch(node) } as k8s.KubernetesObject,
+        const p = patch(node) as { metadata: Record<string, unknown> };
+        const res = (await this.objectsApi.patch({ apiVersion: "v1", kind: "Node", ...p, metadata: { ...p.metadata, name: nodeName } } as k8s.KubernetesObject,
           undefined, undefined, undefined, undefined, k8s.PatchStrategy.MergePatch)) as ApiObject;
         this.apply("nodes", { ...res, apiVersion: "v1", kind: "Node" });
         return this.visible(this.held.get(key)) ?? { key, value: "", createRevision: this.rev, modRevision: this.rev };
@@ -494,10 +495,14 @@ export class KubernetesDatastore implements Datastore {
   }
 
   async create(key: string, value: string, opts?: WriteOptions): Promise<KeyValue | undefined> {
-    return this.write(key, value, 0, opts);
+    return this.write(key, value, CREATE, opts);
   }
 
   async update(key: string, value: string, expectedModRevision: number, opts?: WriteOptions): Promise<KeyValue | undefined> {
+    if (!(expectedModRevision > 0)) {
+      this.checkWrite(key, opts);
+      return undefined;
+    }
     return this.write(key, value, expectedModRevision, opts);
   }
 
@@ -580,6 +585,8 @@ export class KubernetesDatastore implements Datastore {
   }
 }
 
+/** `write`'s "only if absent" (revisions start at 1; an update naming revision 0 or less never matches). */
+const CREATE = -1;
 const keyOf = (e: WatchEvent): string => (e.type === "put" ? e.kv.key : e.key);
 const eventRev = (e: WatchEvent): number => (e.type === "put" ? e.kv.modRevision : e.modRevision);
 export { ANN_LEASE };
