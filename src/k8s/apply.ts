@@ -4,6 +4,7 @@
 // writes "to the API server" rather than through Trellis) — the cluster's side, not Trellis'.
 import * as k8s from "@kubernetes/client-node";
 import YAML from "yaml";
+import { plain } from "./datastore.js";
 
 export function loadKubeConfig(file: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
@@ -66,8 +67,8 @@ export async function kubeApply(kc: k8s.KubeConfig, objects: k8s.KubernetesObjec
 export async function kubeGet(kc: k8s.KubeConfig, apiVersion: string, kind: string, name?: string, namespace?: string): Promise<unknown> {
   const api = k8s.KubernetesObjectApi.makeApiClient(kc);
   try {
-    if (name) return await api.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } } as never);
-    return await api.list(apiVersion, kind, namespace);
+    if (name) return plain(await api.read({ apiVersion, kind, metadata: { name, ...(namespace ? { namespace } : {}) } } as never));
+    return plain(await api.list(apiVersion, kind, namespace));
   } catch (e) {
     throw new Error(`${kind} ${name ?? ""}: ${reason(e)}`);
   }

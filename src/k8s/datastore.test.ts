@@ -73,6 +73,9 @@ describe("kubernetes datastore: keys are views of Kubernetes objects", () => {
     await core.createNode({ body: { metadata: { name: "n2" }, spec: {} } });
     await core.createNamespace({ body: { metadata: { name: "prod", labels: { env: "prod" } } } });
     await core.createNamespacedPod({ namespace: "prod", body: { metadata: { name: "web", labels: { app: "web" } }, spec: { nodeName: "n1", containers: [{ name: "c", image: "x", ports: [{ name: "http", containerPort: 80 }] }] } } });
+    await admin.makeApiClient(k8s.NetworkingV1Api).createNamespacedNetworkPolicy({ namespace: "prod", body: {
+      metadata: { name: "from-web" }, spec: { podSelector: {}, ingress: [{ _from: [{ podSelector: { matchLabels: { app: "web" } } }] }] },
+    } });
     store = await KubernetesDatastore.open({ kubeConfig: kubeConfig(server.url, AGENT), sweepIntervalMs: 100, log: (l) => logs.push(l) });
   });
   after(async () => {
@@ -88,6 +91,11 @@ describe("kubernetes datastore: keys are views of Kubernetes objects", () => {
     assert.equal((await store.get("/trellis/assignedblocks/n1"))?.value, "10.244.1.0/24");
     assert.equal(await store.get("/trellis/assignedblocks/n2"), undefined, "a Node without podCIDR has no assigned block");
     assert.deepEqual(JSON.parse((await store.get("/trellis/nodesettings/n1"))!.value), { node: "n1", labels: { rack: "a" } });
+  });
+
+  test("objects listed (the client's model classes) and watched (plain JSON) give the same value: `from`, not `_from`", async () => {
+    const listed = JSON.parse((await store.get("/trellis/policies/NetworkPolicy/prod/from-web"))!.value);
+    assert.deepEqual(listed.spec.ingress, [{ from: [{ podSelector: { matchLabels: { app: "web" } } }] }]);
   });
 
   test("a pod's label change arrives as a put of its key (policy follows labels)", async () => {

@@ -48,6 +48,24 @@ interface Held extends KeyValue {
 
 type Obj = ApiObject & { metadata: NonNullable<ApiObject["metadata"]> };
 
+/**
+ * An object the client returned, as the API server's JSON. KubernetesObjectApi hands back the
+ * generated model classes of built-in kinds, whose properties are the JSON names except for
+ * reserved words (`from` is `_from`, `continue` is `_continue`) and Dates for timestamps; the
+ * watch hands back plain JSON. One shape for both: `_x` keys renamed back (no JSON key of these
+ * kinds, label and annotation keys included, can start with "_"), Dates as strings.
+ */
+export function plain<T>(o: T): T {
+  const fix = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(fix);
+    if (v === null || typeof v !== "object") return v;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== undefined) out[k.startsWith("_") ? k.slice(1) : k] = fix(x);
+    return out;
+  };
+  return fix(JSON.parse(JSON.stringify(o))) as T;
+}
+
 const objId = (r: ResourceName, o: ApiObject): string => `${r}/${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 
 function statusOf(e: unknown): number | undefined {
@@ -267,7 +285,7 @@ export class KubernetesDatastore implements Datastore {
     let resourceVersion = "";
     do {
       const page = await this.objectsApi.list<k8s.KubernetesObject>(apiVersionOf(def), def.kind, undefined, undefined, undefined, undefined, undefined, undefined, 500, cont);
-      items.push(...(page.items as ApiObject[]).map((o) => ({ ...o, apiVersion: apiVersionOf(def), kind: def.kind })));
+      items.push(...(page.items as ApiObject[]).map((o) => ({ ...plain(o), apiVersion: apiVersionOf(def), kind: def.kind })));
       cont = page.metadata?._continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? "";
     } while (cont);
@@ -399,7 +417,7 @@ export class KubernetesDatastore implements Datastore {
       r = "trellisvalues";
     }
     const what = `${RESOURCES[r].resource} ${obj.metadata?.namespace ? `${obj.metadata.namespace}/` : ""}${obj.metadata?.name}`;
-    const typed = (o: ApiObject): ApiObject => ({ ...o, apiVersion: apiVersionOf(RESOURCES[r]), kind: RESOURCES[r].kind });
+    const typed = (o: ApiObject): ApiObject => ({ ...plain(o), apiVersion: apiVersionOf(RESOURCES[r]), kind: RESOURCES[r].kind });
     for (let attempt = 0; ; attempt++) {
       const existing = this.objects.get(objId(r, obj))?.obj;
       try {
@@ -463,7 +481,7 @@ export class KubernetesDatastore implements Datastore {
     try {
       const res = await this.coreApi.patchNodeStatus({ name: node.metadata.name!, body: { status: { conditions: [...others, condition] } } },
         k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch));
-      this.apply("nodes", { ...(JSON.parse(JSON.stringify(res)) as ApiObject), apiVersion: "v1", kind: "Node" });
+      this.apply("nodes", { ...(plain(res) as ApiObject), apiVersion: "v1", kind: "Node" });
     } catch (e) {
       this.say(apiError("patch", `nodes/status ${node.metadata.name}`, e).message);
     }
@@ -472,7 +490,7 @@ export class KubernetesDatastore implements Datastore {
   /** A key a Node provides, written by a merge patch with the Node's resourceVersion as precondition. */
   private async patchNodeKey(key: string, nodeName: string, expected: number | undefined, patch: (node: Obj) => Record<string, unknown>): Promise<KeyValue | undefined> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const node = attempt === 0 ? this.node(nodeName) : ((await this.coreApi.readNode({ name: nodeName })) as unknown as Obj);
+      const node = attempt === 0 ? this.node(nodeName) : plain((await this.coreApi.readNode({ name: nodeName })) as unknown as Obj);
       if (!node) throw new DatastoreError("invalid", `cannot write ${key}: there is no Node named ${JSON.stringify(nodeName)}`);
       if (attempt > 0) {
         // The Node changed since this view saw it: only retry if the change left this key alone.
@@ -484,7 +502,7 @@ export class KubernetesDatastore implements Datastore {
         const p = patch(node) as { metadata: Record<string, unknown> };
         const res = (await this.objectsApi.patch({ apiVersion: "v1", kind: "Node", ...p, metadata: { ...p.metadata, name: nodeName } } as k8s.KubernetesObject,
           undefined, undefined, undefined, undefined, k8s.PatchStrategy.MergePatch)) as ApiObject;
-        this.apply("nodes", { ...res, apiVersion: "v1", kind: "Node" });
+        this.apply("nodes", { ...plain(res), apiVersion: "v1", kind: "Node" });
         return this.visible(this.held.get(key)) ?? { key, value: "", createRevision: this.rev, modRevision: this.rev };
       } catch (e) {
         if (statusOf(e) === 409) continue;

@@ -161,7 +161,9 @@ export function leasableRange(c: NetworkConfig): { network: Cidr; first: bigint;
   const count = subnetCount(network, c.subnetLen);
   const index = (s: string | undefined, dflt: bigint): bigint => (s ? (parseCidr(s)!.network - network.network) / size : dflt);
   // Like Flannel, skip the network's first block by default: its .0/.1 look like the network's own.
-  return { network, first: index(c.subnetMin, count > 2n ? 1n : 0n), last: index(c.subnetMax, count - 1n) };
+  // Blocks assigned by someone else (Kubernetes gives the first node the first block) may be any.
+  const skipFirst = c.blocks !== "assigned" && count > 2n;
+  return { network, first: index(c.subnetMin, skipFirst ? 1n : 0n), last: index(c.subnetMax, count - 1n) };
 }
 
 /** Refuses a node whose own address lies inside the pod network (it would route to itself). */

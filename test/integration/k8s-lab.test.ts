@@ -112,6 +112,7 @@ describe("a 3-node lab on the Kubernetes datastore (fake API server in the lab)"
     const r = lab.check().report;
     const c = r.cells.find((x) => x.from === "prod/web2" && x.to === "prod/api" && x.probe === "8080/tcp");
     assert.equal(c?.reached, true, "web2 is a web: api admits it");
+    lab.podDelete("prod/web2");
   });
 
   test("the agents' API calls are exactly what the ClusterRole allows", () => {
