@@ -165,6 +165,7 @@ export class Agent {
   private maybeAnnounceReady(): void {
     if (this.readyAnnounced || !this.health().ready) return;
     this.readyAnnounced = true;
+    this.writeSubnetFile();
     this.o.onReady?.();
   }
 
@@ -321,6 +322,8 @@ export class Agent {
       `TRELLIS_ENDPOINT_DIR=${this.o.endpointDir}`,
       // The plugin refuses bridge-mode pods where policy is enforced (bridged traffic escapes it).
       `TRELLIS_POLICY=${this.o.policy ? "on" : "off"}`,
+      // CNI STATUS fails (code 50) until the first full sync: the runtime reports NetworkReady then.
+      `TRELLIS_READY=${this.readyAnnounced ? "true" : "false"}`,
       "",
     ].join("\n");
     fs.mkdirSync(path.dirname(this.o.subnetFile), { recursive: true });

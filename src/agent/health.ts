@@ -10,7 +10,7 @@ export const DEFAULT_HEALTH_ADDR = "127.0.0.1:9099";
 export function parseListenAddr(addr: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new Error(`--health-addr ${JSON.stringify(addr)}: expected HOST:PORT, e.g. ${DEFAULT_HEALTH_ADDR}`);
+  if (!m || port < 0 || port > 65535) throw new Error(`--health-addr ${JSON.stringify(addr)}: expected HOST:PORT, e.g. ${DEFAULT_HEALTH_ADDR}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 

@@ -27,6 +27,8 @@ export interface IpamConfig {
   resolvConf?: string;
   /** When the ranges came from a subnet file: the MTU it gave, if any. */
   mtu?: number;
+  /** When the ranges came from a subnet file: whether its agent said it is ready (TRELLIS_READY). */
+  agentReady?: boolean;
 }
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
@@ -41,6 +43,11 @@ export interface SubnetFile {
   endpointDir?: string;
   /** Whether the node's agent enforces network policy (TRELLIS_POLICY; absent = on when it names an endpoint spool). */
   policy?: boolean;
+  /**
+   * TRELLIS_READY: false from the moment the agent holds its block until its first full sync (CNI
+   * STATUS then fails with code 50, so the runtime reports the network not ready); absent = ready.
+   */
+  ready?: boolean;
 }
 
 const invalid = (field: string, value: unknown, why: string): CniError =>
@@ -72,6 +79,9 @@ export function parseSubnetFile(text: string, path: string): SubnetFile {
     } else if (key === "TRELLIS_POLICY") {
       if (value !== "on" && value !== "off") throw invalid(`subnetFile ${path} ${key}`, value, "must be on or off");
       out.policy = value === "on";
+    } else if (key === "TRELLIS_READY") {
+      if (value !== "true" && value !== "false") throw invalid(`subnetFile ${path} ${key}`, value, "must be true or false");
+      out.ready = value === "true";
     } else if (key === "TRELLIS_MTU") {
       const mtu = Number(value);
       if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`subnetFile ${path} ${key}`, value, "not an MTU");
@@ -151,6 +161,7 @@ export function parseIpamConfig(config: Record<string, unknown>, inputs: IpamInp
     });
   }
   let mtu: number | undefined;
+  let agentReady: boolean | undefined;
   if (c.subnetFile !== undefined) {
     if (typeof c.subnetFile !== "string" || !c.subnetFile.startsWith("/")) {
       throw invalid("ipam.subnetFile", c.subnetFile, "not an absolute path");
@@ -166,6 +177,7 @@ export function parseIpamConfig(config: Record<string, unknown>, inputs: IpamInp
       const sf = parseSubnetFile(text, c.subnetFile);
       for (const s of sf.subnets) rangeSets.push([rangeOf(s)]);
       mtu = sf.mtu;
+      if (sf.ready === false) agentReady = false;
     }
   }
   if (rangeSets.length === 0) throw invalid("ipam", ipam, "no IP ranges specified (ranges, subnet or subnetFile)");
@@ -196,6 +208,7 @@ export function parseIpamConfig(config: Record<string, unknown>, inputs: IpamInp
     out.resolvConf = c.resolvConf;
   }
   if (mtu !== undefined) out.mtu = mtu;
+  if (agentReady !== undefined) out.agentReady = agentReady;
   return out;
 }
 

@@ -248,6 +248,16 @@ describe("trellis-ipam", () => {
       assertCniError(() => ipamStatus(request("STATUS"), deps), ErrorCode.NotAvailable, "/run/trellis/subnet.env");
     });
 
+    it("reports code 50 while the agent holds its block but is not ready (TRELLIS_READY=false), and passes once it is", () => {
+      ipam = { type: "trellis-ipam", dataDir, subnetFile: "/run/trellis/subnet.env" };
+      files.set("/run/trellis/subnet.env", "TRELLIS_SUBNET=10.1.0.0/24\nTRELLIS_READY=false\n");
+      assertCniError(() => ipamStatus(request("STATUS"), deps), ErrorCode.NotAvailable, "not ready");
+      files.set("/run/trellis/subnet.env", "TRELLIS_SUBNET=10.1.0.0/24\nTRELLIS_READY=true\n");
+      assert.doesNotThrow(() => ipamStatus(request("STATUS"), deps));
+      files.set("/run/trellis/subnet.env", "TRELLIS_SUBNET=10.1.0.0/24\n");
+      assert.doesNotThrow(() => ipamStatus(request("STATUS"), deps), "a file without the line (an older agent): ready");
+    });
+
     it("reports a bad config with code 7, not as unavailable", () => {
       ipam = { ...ipam, ranges: [[{ subnet: "10.1.0.1/24" }]] };
       assertCniError(() => ipamStatus(request("STATUS"), deps), ErrorCode.InvalidNetworkConfig, "host bits");

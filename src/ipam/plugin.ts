@@ -128,6 +128,9 @@ export function ipamStatus(req: CniRequest, deps: IpamDeps = defaultIpamDeps): v
     }
     throw e;
   }
+  if (cfg.agentReady === false) {
+    throw new CniError(ErrorCode.NotAvailable, "the trellis agent on this node is not ready yet (it holds its block but has not finished its first sync)");
+  }
   const store = new DiskStore(cfg.dataDir, req.name, deps.lock);
   const used = new Set(store.entries().keys());
   cfg.rangeSets.forEach((set, i) => {

@@ -192,7 +192,8 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     fs.mkdirSync(path.join(dir, "net.d"), { recursive: true });
     const conf = nodeConflist(plan, node, { dataDir: path.join(dir, "ipam"), logFile: path.join(dir, "cni.log"), subnetFile: subnetFileOf(plan.name, node.name),
       agentSocket: cniSocketOf(plan.name, node.name) });
-    fs.writeFileSync(path.join(dir, "net.d", "10-trellis.conflist"), JSON.stringify(conf, null, 2) + "\n");
+    // On Kubernetes the agent installs it once ready (--cni-conf-template/--cni-conf-file), as the DaemonSet's does.
+    fs.writeFileSync(plan.datastore === "kubernetes" ? cniTemplateOf(plan.name, node.name) : path.join(dir, "net.d", "10-trellis.conflist"), JSON.stringify(conf, null, 2) + "\n");
   }
 
   if (agents) {
@@ -212,8 +213,9 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
     say(`agents on ${plan.nodes.length} node(s)`);
     for (const node of plan.nodes) startAgent(plan, state, node, tools.trellisBin);
     for (const node of plan.nodes) {
-      await waitFor(`the agent on ${node.name} to lease a block (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, readyMs,
-        () => (fs.existsSync(subnetFileOf(plan.name, node.name)) ? true : undefined));
+      const conflist = path.join(nodeDir(plan.name, node.name), "net.d", "10-trellis.conflist");
+      await waitFor(`the agent on ${node.name} to ${plan.datastore === "kubernetes" ? "be ready and install the CNI config" : "lease a block"} (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, readyMs,
+        () => (fs.existsSync(plan.datastore === "kubernetes" ? conflist : subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
     if (plan.pods.some((p) => p.labels !== undefined)) {
       const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"],
@@ -346,6 +348,8 @@ export function datastoreArgs(state: LabState, agent?: string): string[] {
   return ["--datastore", state.datastoreUrl!];
 }
 
+const cniTemplateOf = (lab: string, node: string): string => path.join(nodeDir(lab, node), "cni-template.conflist");
+
 /** The TrellisNetwork a Kubernetes lab's agents create if none exists (the DaemonSet's ConfigMap). */
 function writeNetworkInit(plan: LabPlan): string {
   const file = path.join(kubeFiles(labDir(plan.name)).dir, "network.yaml");
@@ -392,7 +396,8 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
   delete env.NODE_EXTRA_CA_CERTS;
   const pid = spawnDetachedIn(node.netns, trellisBin, [
     ...datastoreArgs(state, node.name), "agent", "--node", node.name,
-    ...(plan.datastore === "kubernetes" ? ["--network-init", writeNetworkInit(plan)] : []), "--iface", "eth0",
+    ...(plan.datastore === "kubernetes" ? ["--network-init", writeNetworkInit(plan), "--cni-conf-template", cniTemplateOf(plan.name, node.name),
+      "--cni-conf-file", path.join(dir, "net.d", "10-trellis.conflist")] : []), "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(plan.leaseTtlSeconds ?? LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
     "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name), "--bird-dir", birdDirOf(plan.name, node.name),
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.

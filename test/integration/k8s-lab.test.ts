@@ -74,6 +74,17 @@ describe("a 3-node lab on the Kubernetes datastore (fake API server in the lab)"
     }, 250);
   });
 
+  test("each agent installed the CNI config once ready, and says so on its health endpoint", () => {
+    for (const node of ["node1", "node2", "node3"]) {
+      const dir = lab.nodeDir(node);
+      assert.equal(fs.readFileSync(path.join(dir, "net.d", "10-trellis.conflist"), "utf8"), fs.readFileSync(path.join(dir, "cni-template.conflist"), "utf8"));
+      const r = spawnSync("nsenter", [`--net=/run/netns/trellis-${lab.name}-${node}`, "--", TRELLIS_CLI, "agent", "probe", "--ready"], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /^ok: ready: 10\.244\.\d\.0\/24/);
+      assert.match(lab.agentLog(node), /installed the CNI config/);
+    }
+  });
+
   test("pods exist as Pod objects; with no policy every pair connects", () => {
     const pods = kubeGet<{ items: Array<{ metadata: { name: string; namespace: string; labels: Record<string, string> } }> }>("v1", "Pod");
     assert.deepEqual(pods.items.map((p) => `${p.metadata.namespace}/${p.metadata.name}:${p.metadata.labels.app}`).sort(),
