@@ -99,3 +99,30 @@ describe("strandedBy: changing the addressing of a cluster with live leases", ()
     assert.equal(strandedBy(validateNetworkConfig({ network: "10.50.0.0/16" }), []), undefined);
   });
 });
+
+describe("trellis nodes: a node whose agent waits for a block", () => {
+  it("is listed with the reason it waits, not left out", async () => {
+    const { EmbeddedDatastore } = await import("../datastore/embedded.js");
+    const { readNodes, renderNodes } = await import("../cli/cluster.js");
+    const fs = await import("node:fs");
+    const os = await import("node:os");
+    const path = await import("node:path");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "trellis-nodes-"));
+    const store = await EmbeddedDatastore.open(dir, { sweepIntervalMs: 0 });
+    try {
+      await store.put("/trellis/leases/10.244.1.0-24", JSON.stringify({ ...lease(), subnet: undefined }));
+      await store.put("/trellis/status/node1", JSON.stringify(status()));
+      const problem = "no block is assigned to node node2 (network config blocks: assigned; on Kubernetes the Node has no spec.podCIDR)";
+      await store.put("/trellis/status/node2", JSON.stringify(status({ node: "node2", subnet: "", state: "waiting", ready: false, problem, updatedAt: NOW - 5000 })));
+      const rows = await readNodes(store, NOW);
+      assert.deepEqual(rows.map((r) => [r.name, r.subnet, r.agent]), [["node1", "10.244.1.0/24", "ready"], ["node2", "-", "waiting"]]);
+      assert.equal(rows[1]!.agentDetail, `waiting (reported 5s ago): ${problem}`);
+      const table = renderNodes(rows, NOW);
+      assert.match(table, /node2\s+10\.99\.1\.11\s+-\s+vxlan\s+waiting\s+-\s+-/);
+      assert.ok(table.includes(`node2: agent waiting (reported 5s ago): ${problem}`));
+    } finally {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

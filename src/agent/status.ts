@@ -133,7 +133,7 @@ export function nodeView(lease: Lease, status: NodeStatus | undefined, network: 
 export function waitingNodeView(status: NodeStatus, now: number): NodeView {
   return {
     name: status.node, publicIp: status.publicIp || "-", subnet: "-", backend: status.backend || "-",
-    agent: "waiting", agentDetail: `waiting since ${ago(now - status.updatedAt)}: ${status.problem ?? "no block yet"}`,
+    agent: "waiting", agentDetail: `waiting (reported ${ago(now - status.updatedAt)}): ${status.problem ?? "no block yet"}`,
     policy: status.policy, lastRenewal: "-", leaseExpiresAt: "-", peers: [],
   };
 }
