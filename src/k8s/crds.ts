@@ -22,13 +22,6 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 /** The TrellisNetwork that is the cluster's network config. */
 export const NETWORK_OBJECT_NAME = "default";
 
-/** Node-level settings and state (no CRD: they belong to the Node). */
-export const NODE_ANNOTATIONS = {
-  asNumber: "trellis.dev/as-number",
-  routeReflectorClusterId: "trellis.dev/route-reflector-cluster-id",
-  lease: "trellis.dev/lease",
-} as const;
-
 // Patterns: what Trellis' validators accept, no stricter (they say why a value is wrong; the
 // schema only stops what can never be right). RE2- and ECMAScript-compatible (no lookaround).
 const IPV4 = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}";

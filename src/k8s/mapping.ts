@@ -24,8 +24,9 @@ import { createHash } from "node:crypto";
 import YAML from "yaml";
 import { KEY_ROOT } from "../model/lease.js";
 
-export const GROUP = "trellis.dev";
-export const VERSION = "v1";
+import { GROUP, NETWORK_OBJECT_NAME, VERSION } from "./crds.js";
+
+export { GROUP, VERSION };
 export const ANN_LEASE = "trellis.dev/lease";
 export const ANN_LEASE_EXPIRES = "trellis.dev/lease-expires-at";
 export const ANN_EXPIRES = "trellis.dev/expires-at";
@@ -35,7 +36,7 @@ export const ANN_VTEP_MAC = "trellis.dev/vtep-mac";
 export const ANN_AS_NUMBER = "trellis.dev/as-number";
 export const ANN_RR_CLUSTER_ID = "trellis.dev/route-reflector-cluster-id";
 /** The name of the TrellisNetwork that holds the network config. */
-export const NETWORK_OBJECT = "default";
+export const NETWORK_OBJECT = NETWORK_OBJECT_NAME;
 
 export interface ResourceDef {
   /** The plural resource name, as in RBAC rules and URLs. */
