@@ -9,6 +9,7 @@ import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
 import { probeCommand } from "../lab/probe.js";
+import { uiCommand } from "./ui.js";
 
 /**
  * A lab's etcd (or API server) listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
@@ -58,6 +59,7 @@ program.addCommand(policyCommand(globals));
 program.addCommand(bgpCommand(globals));
 program.addCommand(probeCommand(), { hidden: true });
 program.addCommand(labCommand());
+program.addCommand(uiCommand(globals));
 
 // `trellis ... | head` closes our stdout early: that is not an error worth a stack trace.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
