@@ -2,7 +2,8 @@
 # Prepares a fresh Debian/Ubuntu machine (as root) to build, run and test Trellis:
 # installs the system tools Trellis drives when they are missing (iproute2, nftables, etcd for the
 # multi-host datastore tests, iperf3 for the benchmarks, the reference CNI plugins the tests compare
-# with, BIRD 2 for the bgp backend, FRR for the lab's ToR routers), the npm dependencies, and builds.
+# with, BIRD 2 for the bgp backend, FRR for the lab's ToR routers, Chromium for the
+# topology page's browser test), the npm dependencies, and builds.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ packages=(
   "containernetworking-plugins:/usr/lib/cni/host-local"
   "bird2:bird"
   "frr:/usr/lib/frr/bgpd"
+  "chromium:chromium"
 )
 missing=()
 for entry in "${packages[@]}"; do
