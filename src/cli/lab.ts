@@ -136,7 +136,7 @@ export function labCommand(): Command {
         }, tools(o.cniBinDir), progress);
         progress(`lab ${o.name} is up: ${s.plan.nodes.length} node(s), ${Object.keys(s.podIps).length} pod(s) in ${Date.now() - started} ms`);
         for (const w of labWarnings(s.plan)) progress(`warning: ${w}`);
-        if (s.datastoreUrl) progress(`topology page: trellis --lab ${o.name} ui   (then open http://127.0.0.1:8088/)`);
+        if (s.datastoreUrl) progress(`topology page: trellis --lab ${o.name} ui   ${s.datastoreUrl.startsWith("embedded") ? "(then open http://127.0.0.1:8088/)" : "(served in the lab's control-plane namespace: see README, Topology page)"}`);
       } catch (e) {
         progress(`lab up failed: ${(e as Error).message}`);
         // Only what this command made is worth a hint: "already exists" must not lead anyone to
