@@ -9,6 +9,7 @@ import { agentCommand, networkCommand, nodesCommand, type GlobalOptions } from "
 import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
 import { probeCommand } from "../lab/probe.js";
+import { diagnoseCommand } from "./diagnose.js";
 
 /**
  * A lab's etcd (or API server) listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
@@ -56,6 +57,7 @@ for (const c of applyCommands(globals)) program.addCommand(c);
 program.addCommand(getCommand(globals));
 program.addCommand(policyCommand(globals));
 program.addCommand(bgpCommand(globals));
+program.addCommand(diagnoseCommand(globals));
 program.addCommand(probeCommand(), { hidden: true });
 program.addCommand(labCommand());
 
