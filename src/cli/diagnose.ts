@@ -4,7 +4,7 @@
 import { Command, Option } from "commander";
 import { gatherDiagnoseFacts, readClusterFacts } from "../diagnose/facts.js";
 import { diagnose, renderDiagnosis } from "../diagnose/verdict.js";
-import { requireState } from "../lab/lab.js";
+import { listLabs, readState, requireState, type LabState } from "../lab/lab.js";
 import { withStore, type GlobalOptions } from "./cluster.js";
 import { defaultCniBinDir, selfExecutable } from "./lab.js";
 import { parsePort } from "./policy.js";
@@ -12,6 +12,16 @@ import { formatOutput } from "./table.js";
 
 /** Exit codes: 0 reachable, 1 broken (or an error), 2 no broken hop found but some hop not checked. */
 export const DIAGNOSE_EXIT = { REACHABLE: 0, BROKEN: 1, UNKNOWN: 2 } as const;
+
+/**
+ * `--lab NAME` on an etcd or Kubernetes lab re-runs this command inside the lab's control
+ * namespace with `--datastore URL` instead (src/cli/main.ts, TRELLIS_IN_LAB=1): the lab is then
+ * the one whose datastore that is. Its node and pod namespaces are read by path from there.
+ */
+function labOfReexec(g: GlobalOptions): LabState | undefined {
+  if (process.env.TRELLIS_IN_LAB !== "1" || !g.datastore) return undefined;
+  return listLabs().map((n) => readState(n)).find((s) => s?.datastoreUrl === g.datastore);
+}
 
 export function diagnoseCommand(globals: () => GlobalOptions): Command {
   return new Command("diagnose")
@@ -25,7 +35,7 @@ export function diagnoseCommand(globals: () => GlobalOptions): Command {
     .action(async (o: { from: string; to: string; port?: string; probe: boolean; node?: string; output: string }) => {
       const port = o.port !== undefined ? parsePort(o.port) : undefined;
       const g = globals();
-      const lab = g.lab ? requireState(g.lab) : undefined;
+      const lab = g.lab ? requireState(g.lab) : labOfReexec(g);
       const cluster = await withStore(g, (s) => readClusterFacts(s, (w) => process.stderr.write(`warning: ${w}\n`)));
       const facts = await gatherDiagnoseFacts({
         from: o.from, to: o.to, ...(port ? { port } : {}), probe: o.probe, ...(lab ? { lab } : {}), ...(o.node ? { localNode: o.node } : {}),
