@@ -9,7 +9,7 @@ import type { Datastore } from "../datastore/types.js";
 import { readNodes, type NodeRow } from "../cli/cluster.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { runAsync, KernelError } from "../kernel/exec.js";
-import { readLinks, readSysctl, routeGet, type LinkView } from "../kernel/inspect.js";
+import { linkCounters, readLinks, readSysctl, routeGet, type LinkView } from "../kernel/inspect.js";
 import { netnsPath, processAlive } from "../kernel/netns.js";
 import { VTEP_NAME } from "../dataplane/state.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, type Lease } from "../model/lease.js";
@@ -157,6 +157,58 @@ async function runProbe(netns: string, trellisBin: string, t: ProbeTarget, label
   }
 }
 
+interface CounterPoint {
+  label: string;
+  netns: string | undefined;
+  dev: string;
+  dir: "rx" | "tx";
+}
+
+/**
+ * Where a test packet passes, in order: the source pod's interface (out), the source node's
+ * device towards the destination (out), the destination node's device from the source (in), the
+ * destination pod's interface (in, then its reply out), the source pod's interface (the reply in).
+ * Points on nodes whose kernel is not read are left out.
+ */
+function counterPoints(srcName: string, srcPod: { netns: string; ifname: string }, target: { label: string; endpoint?: Endpoint },
+  labPod: (ep: Endpoint) => { netns: string; ifname: string } | undefined, srcNode: string,
+  nodeNetns: (node: string) => string | undefined | null, nodeNet: ReadonlyMap<string, NodeNetFacts>): CounterPoint[] {
+  const points: CounterPoint[] = [{ label: `${srcName} ${srcPod.ifname} out`, netns: srcPod.netns, dev: srcPod.ifname, dir: "tx" }];
+  const dstNode = target.endpoint?.node;
+  const crossNode = dstNode === undefined || dstNode !== srcNode;
+  const out = nodeNet.get(srcNode)?.routeGet;
+  const srcNs = nodeNetns(srcNode);
+  if (crossNode && srcNs !== null && out && "dev" in out) points.push({ label: `${srcNode} ${out.dev} out`, netns: srcNs, dev: out.dev, dir: "tx" });
+  if (dstNode !== undefined) {
+    const back = nodeNet.get(dstNode)?.routeGet;
+    const dstNs = nodeNetns(dstNode);
+    if (crossNode && dstNs !== null && back && "dev" in back) points.push({ label: `${dstNode} ${back.dev} in`, netns: dstNs, dev: back.dev, dir: "rx" });
+    const dp = labPod(target.endpoint!);
+    if (dp) {
+      points.push({ label: `${target.label} ${dp.ifname} in`, netns: dp.netns, dev: dp.ifname, dir: "rx" });
+      points.push({ label: `${target.label} ${dp.ifname} out (reply)`, netns: dp.netns, dev: dp.ifname, dir: "tx" });
+    }
+  }
+  points.push({ label: `${srcName} ${srcPod.ifname} in (reply)`, netns: srcPod.netns, dev: srcPod.ifname, dir: "rx" });
+  return points;
+}
+
+/** Each point's counter now; undefined where it cannot be read. */
+function readPoints(points: readonly CounterPoint[]): Array<number | undefined> {
+  const byNs = new Map<string, Map<string, { rx: number; tx: number }> | undefined>();
+  return points.map((p) => {
+    const key = p.netns ?? "";
+    if (!byNs.has(key)) {
+      try {
+        byNs.set(key, linkCounters(p.netns));
+      } catch {
+        byNs.set(key, undefined);
+      }
+    }
+    return byNs.get(key)?.get(p.dev)?.[p.dir];
+  });
+}
+
 /** Every fact the verdict needs, read from the datastore view and the kernels that can be reached. */
 export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: ClusterFacts): Promise<DiagnoseFacts> {
   const { model, config } = cluster;
@@ -211,7 +263,13 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
   if (req.probe) {
     const where = labPod(src);
     const t: ProbeTarget = req.port ? { ip: target.ip, port: req.port.port, protocol: req.port.protocol as ProbeTarget["protocol"] } : { ip: target.ip, protocol: "ICMP" };
-    if (where) probe = await runProbe(where.netns, req.trellisBin, t, packet);
+    if (where) {
+      const points = counterPoints(fromPod.name, where, target, labPod, src.node, nodeNetns, nodeNet);
+      const before = readPoints(points);
+      probe = await runProbe(where.netns, req.trellisBin, t, packet);
+      const after = readPoints(points);
+      probe.seen = points.map((p, i) => ({ point: p.label, ...(before[i] !== undefined && after[i] !== undefined ? { delta: after[i]! - before[i]! } : {}) }));
+    }
     else notChecked.push(`test packet (${fromPod.name}'s namespace is not known outside a lab)`);
   }
 

@@ -9,7 +9,7 @@ import type { ActualDataplane } from "../dataplane/diff.js";
 import type { Lease } from "../model/lease.js";
 import { validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import type { NodeFacts } from "./path.js";
-import { diagnose, mtuHop, renderDiagnosis, type DiagnoseFacts, type NodeNetFacts, type PodNetFacts } from "./verdict.js";
+import { diagnose, lastSeen, mtuHop, renderDiagnosis, type DiagnoseFacts, type NodeNetFacts, type PodNetFacts } from "./verdict.js";
 
 const NOW = 1_800_000_000_000;
 const config = (backend = "vxlan"): NetworkConfig => validateNetworkConfig({ network: "10.244.0.0/16", backend: { type: backend }, natOutgoing: true });
@@ -100,6 +100,23 @@ describe("diagnose verdict", () => {
       assert.match(v.summary, first, what);
       assert.equal(renderDiagnosis(v).split("\n")[0], v.summary, what);
     }
+  });
+
+  it("a test packet is last seen where the counters along the path stop rising", () => {
+    const seen = [
+      { point: "prod/web eth0 out", delta: 2 }, { point: "node1 trellis.vxlan out", delta: 2 }, { point: "node2 trellis.vxlan in", delta: 0 },
+      { point: "prod/api eth0 in", delta: 0 },
+    ];
+    assert.equal(lastSeen(seen), "last seen at node1 trellis.vxlan out (+2); not seen at node2 trellis.vxlan in");
+    assert.equal(lastSeen([{ point: "prod/web eth0 out", delta: 0 }]), "not seen at prod/web eth0 out");
+    assert.equal(lastSeen([{ point: "a", delta: 1 }, { point: "b" }, { point: "c", delta: 0 }]), "last seen at a (+1); not seen at c");
+    assert.equal(lastSeen([{ point: "a", delta: 1 }, { point: "b", delta: 1 }]), undefined);
+    const p = pair();
+    p.f.path.policy = { allowed: false, detail: "ingress: denied" };
+    p.f.probe = { probe: "80/TCP", reached: false, seen };
+    const v = diagnose(p.f);
+    assert.match(v.summary, /^BROKEN: policy drop/);
+    assert.match(v.hops.find((h) => h.hop === "probe")!.detail, /got no answer \(last seen at node1 trellis\.vxlan out \(\+2\); not seen at node2 trellis\.vxlan in\)$/);
   });
 
   it("the first broken hop in path order wins", () => {

@@ -48,6 +48,20 @@ export interface ProbeFacts {
   probe: string;
   reached: boolean;
   error?: string;
+  /**
+   * Interface packet counters along the path, in the order the test packet (then its reply)
+   * passes them, as the increase seen over the probe; undefined = not read. Shared links may
+   * also count other traffic, so an increase is a hint, no increase is evidence.
+   */
+  seen?: Array<{ point: string; delta?: number }>;
+}
+
+/** "last seen at X; never at Y": where along the path the test packet's counters stop rising. */
+export function lastSeen(seen: ReadonlyArray<{ point: string; delta?: number }>): string | undefined {
+  const firstMissing = seen.findIndex((p) => p.delta === 0);
+  if (firstMissing < 0) return undefined;
+  const before = seen.slice(0, firstMissing).filter((p) => p.delta !== undefined && p.delta > 0).pop();
+  return before ? `last seen at ${before.point} (+${before.delta}); not seen at ${seen[firstMissing]!.point}` : `not seen at ${seen[firstMissing]!.point}`;
 }
 
 export interface DiagnoseFacts {
@@ -195,7 +209,7 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
     hops.push(p.reached
       ? { hop: "probe", status: "ok", detail: `test packet ${p.probe} from ${from.name} to ${facts.target.label} (${facts.target.ip}) was answered` }
       : { hop: "probe", status: p.error ? "unknown" : "broken", detail: p.error ? `test packet ${p.probe}: the prober failed: ${p.error}` :
-        `test packet ${p.probe} from ${from.name} to ${facts.target.label} (${facts.target.ip}) got no answer` });
+        `test packet ${p.probe} from ${from.name} to ${facts.target.label} (${facts.target.ip}) got no answer${p.seen && lastSeen(p.seen) ? ` (${lastSeen(p.seen)})` : ""}` });
   }
   const warnings = hops.filter((h) => h.status === "warn").map((h) => h.detail);
   const notChecked = [...facts.notChecked, ...hops.filter((h) => h.status === "unknown").map((h) => h.hop)];

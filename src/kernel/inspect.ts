@@ -49,3 +49,10 @@ export function routeGet(dst: string, netns?: string): RouteDecision {
 export function readSysctl(key: string, netns?: string): string {
   return run("sysctl", ["-n", key], netns ? { netns } : {}).stdout.trim();
 }
+
+/** Packet counters of every link in the namespace (`ip -s -j link show`), by link name. */
+export function linkCounters(netns?: string): Map<string, { rx: number; tx: number }> {
+  const out = run("ip", ["-s", "-j", "link", "show"], netns ? { netns } : {}).stdout;
+  const links = JSON.parse(out || "[]") as Array<{ ifname: string; stats64?: { rx?: { packets?: number }; tx?: { packets?: number } } }>;
+  return new Map(links.map((l) => [l.ifname, { rx: l.stats64?.rx?.packets ?? 0, tx: l.stats64?.tx?.packets ?? 0 }]));
+}

@@ -92,6 +92,9 @@ describe("trellis diagnose names each fault on its first line (vxlan, 2 nodes, r
       const d = diagnose();
       assert.equal(d.code, 1, d.text);
       assert.match(d.first, new RegExp(`^BROKEN: node1's trellis\\.vxlan has no FDB entry for node2 \\(${mac} -> ${dst.replace(/\./g, "\\.")}\\): frames to it go nowhere — the agent on node1 should have programmed it`));
+      // The test packet's counters stop at node1's VXLAN device (it drops frames with no FDB entry).
+      const probed = diagnose("--probe");
+      assert.match(probed.text, /BROKEN +probe +test packet 8080\/TCP .* got no answer \(last seen at prod\/web eth0 out \(\+\d+\); not seen at node1 trellis\.vxlan out\)/, probed.text);
     } finally {
       sh("bridge", ["-n", netnsOf("node1"), "fdb", "append", mac, "dev", VXLAN_DEV, "dst", dst, "self", "permanent"]);
     }
