@@ -27,10 +27,10 @@ function node(self: Lease, peer: Lease, c: NetworkConfig): NodeFacts {
 const podNet = (ip: string, peer: string): PodNetFacts => ({
   ifname: "eth0", iface: { name: "eth0", mtu: 1450, up: true, addresses: [`${ip}/32`] }, routeGet: { dst: peer, dev: "eth0", via: "169.254.1.1" },
 });
-const nodeNet = (vxlan: boolean, dst: string): NodeNetFacts => ({
+const nodeNet = (vxlan: boolean, dst: string, peerIp: string): NodeNetFacts => ({
   underlay: { name: "eth0", mtu: 1500, up: true, addresses: [] },
   ...(vxlan ? { vtep: { name: "trellis.vxlan", mtu: 1450, up: true, addresses: [] } } : {}),
-  routeGet: { dst, dev: vxlan ? "trellis.vxlan" : "eth0" },
+  routeGet: vxlan ? { dst, dev: "trellis.vxlan" } : { dst, dev: "eth0", via: peerIp },
 });
 
 function pair(c = config()): { f: DiagnoseFacts; n1: NodeFacts; n2: NodeFacts } {
@@ -47,7 +47,7 @@ function pair(c = config()): { f: DiagnoseFacts; n1: NodeFacts; n2: NodeFacts } 
     },
     target: { label: "prod/api", ip: "10.244.2.2" }, packet: "80/TCP",
     fromNet: podNet("10.244.1.2", "10.244.2.2"), toNet: podNet("10.244.2.2", "10.244.1.2"),
-    nodeNet: new Map([["node1", nodeNet(vx, "10.244.2.2")], ["node2", nodeNet(vx, "10.244.1.2")]]),
+    nodeNet: new Map([["node1", nodeNet(vx, "10.244.2.2", "10.99.1.12")], ["node2", nodeNet(vx, "10.244.1.2", "10.99.1.11")]]),
     probe: { probe: "80/TCP", reached: true }, notChecked: [],
   };
   return { f, n1, n2 };
@@ -69,6 +69,7 @@ describe("diagnose verdict", () => {
   it("a healthy host-gw pair has no encapsulation overhead", () => {
     const v = diagnose(pair(config("host-gw")).f);
     assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.deepEqual(v.warnings, []);
     assert.match(v.hops.find((h) => h.hop === "mtu")!.detail, /^pod MTU 1450; node1 eth0 1500; node2 eth0 1500: full-size/);
   });
 
@@ -125,6 +126,17 @@ describe("diagnose verdict", () => {
     p.n1.dataplane!.fdb = [];
     p.n2.agent = { running: false, detail: "gone" };
     assert.match(diagnose(p.f).summary, /^BROKEN: agent on node2 is not running/);
+  });
+
+  it("a node routing the peer pod by its default route is a warning", () => {
+    const p = pair();
+    p.f.nodeNet.get("node2")!.routeGet = { dst: "10.244.1.2", dev: "eth0", via: "10.99.1.1" };
+    const v = diagnose(p.f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.match(v.hops.find((h) => h.hop === "route get node2")!.detail, /via 10\.99\.1\.1 dev eth0: neither through trellis\.vxlan nor directly to node1 \(10\.99\.1\.11\)/);
+    const hg = pair(config("host-gw"));
+    hg.f.nodeNet.get("node1")!.routeGet = { dst: "10.244.2.2", dev: "eth0", via: "10.99.1.12" };
+    assert.equal(diagnose(hg.f).hops.find((h) => h.hop === "route get node1")!.status, "ok");
   });
 
   it("a VTEP smaller than the pod MTU is a warning, not a break", () => {

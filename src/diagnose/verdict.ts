@@ -107,13 +107,22 @@ function podHop(label: string, ip: string, net: PodNetFacts | undefined): Diagno
   return { hop, status: "ok", detail: `${label}: ${i.name} up, ${i.addresses.join(", ")}, MTU ${i.mtu}; route get ${r.dst}: ${r.via ? `via ${r.via} ` : ""}dev ${r.dev}` };
 }
 
-/** The node's own routing decision for the destination pod: evidence, broken only when the kernel has none. */
-function nodeRouteHop(node: string, net: NodeNetFacts | undefined, dstIp: string): DiagnoseHop | undefined {
+/**
+ * The node's own routing decision for the pod on the other side: evidence, broken when the kernel
+ * has none, a warning when it leaves neither through the VTEP nor directly to the peer node
+ * (e.g. by the default route, when the route to the peer's block is gone). Under BGP a router in
+ * between is normal, so only the absence of a route counts there.
+ */
+function nodeRouteHop(node: string, net: NodeNetFacts | undefined, dstIp: string, peer: { name: string; ip?: string } | undefined, bgp: boolean): DiagnoseHop | undefined {
   const r = net?.routeGet;
   if (!r) return undefined;
   const hop = `route get ${node}`;
   if ("error" in r) return { hop, status: "broken", detail: `${node} has no route to ${dstIp}: ${r.error}` };
-  return { hop, status: "ok", detail: `${node}: ip route get ${dstIp}: ${r.via ? `via ${r.via} ` : ""}dev ${r.dev}${r.src ? ` src ${r.src}` : ""}` };
+  const said = `${node}: ip route get ${dstIp}: ${r.via ? `via ${r.via} ` : ""}dev ${r.dev}${r.src ? ` src ${r.src}` : ""}`;
+  if (peer && !bgp && r.dev !== VTEP_NAME && (!peer.ip || r.via !== peer.ip)) {
+    return { hop, status: "warn", detail: `${said}: neither through ${VTEP_NAME} nor directly to ${peer.name}${peer.ip ? ` (${peer.ip})` : ""} — its default route?` };
+  }
+  return { hop, status: "ok", detail: said };
 }
 
 /**
@@ -193,8 +202,12 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
     }
     if (h.hop === "policy") {
       hops.push(mtuHop(facts));
-      for (const n of [from.node, ...(toPod && toPod.node !== from.node ? [toPod.node] : [])]) {
-        const r = nodeRouteHop(n, facts.nodeNet.get(n), n === from.node ? facts.target.ip : from.ip);
+      const cross = !!toPod && toPod.node !== from.node;
+      const bgp = facts.path.config?.backend.type === "bgp";
+      for (const n of [from.node, ...(cross ? [toPod!.node] : [])]) {
+        const other = n === from.node ? toPod?.node : from.node;
+        const peer = cross && other ? { name: other, ...(facts.path.nodes.get(other)?.lease ? { ip: facts.path.nodes.get(other)!.lease!.publicIp } : {}) } : undefined;
+        const r = nodeRouteHop(n, facts.nodeNet.get(n), n === from.node ? facts.target.ip : from.ip, peer, bgp);
         if (r) hops.push(r);
       }
       hops.push({ hop: "policy", status: statusOf(h), detail: h.ok === false ? `policy drop (${facts.packet}): ${h.detail}` : `${facts.packet}: ${h.detail}` });
