@@ -9,7 +9,7 @@ import type { Datastore } from "../datastore/types.js";
 import { readNodes, type NodeRow } from "../cli/cluster.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { runAsync, KernelError } from "../kernel/exec.js";
-import { linkCounters, readLinks, readSysctl, routeGet, type LinkView } from "../kernel/inspect.js";
+import { linkCounters, pingDf, readLinks, readSysctl, routeGet, type LinkView } from "../kernel/inspect.js";
 import { netnsPath, processAlive } from "../kernel/netns.js";
 import { VTEP_NAME } from "../dataplane/state.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, type Lease } from "../model/lease.js";
@@ -269,6 +269,14 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
       probe = await runProbe(where.netns, req.trellisBin, t, packet);
       const after = readPoints(points);
       probe.seen = points.map((p, i) => ({ point: p.label, ...(before[i] !== undefined && after[i] !== undefined ? { delta: after[i]! - before[i]! } : {}) }));
+      // The MTU by traffic: one echo as large as the pod's MTU allows, fragmenting forbidden —
+      // only where policy lets ICMP through, so that a drop cannot be the policy's.
+      const mtu = fromNet.iface?.mtu;
+      const icmp = evaluate(new PolicyIndex(model), { src: src.ips[0]!, dst: target.ip, protocol: "ICMP", port: 0 });
+      if (mtu && icmp.allowed) {
+        const r = pingDf(target.ip, mtu - 28, where.netns);
+        probe.fullSize = { bytes: mtu, answered: r.answered, ...(r.error ? { error: r.error } : {}) };
+      }
     }
     else notChecked.push(`test packet (${fromPod.name}'s namespace is not known outside a lab)`);
   }

@@ -120,6 +120,17 @@ describe("diagnose verdict", () => {
     assert.match(v.hops.find((h) => h.hop === "probe")!.detail, /got no answer \(last seen at node1 trellis\.vxlan out \(\+2\); not seen at node2 trellis\.vxlan in\)$/);
   });
 
+  it("a full-size echo lost while a small packet got through is an MTU black hole proven by traffic", () => {
+    const p = pair();
+    p.f.probe = { probe: "80/TCP", reached: true, fullSize: { bytes: 1450, answered: false } };
+    const v = diagnose(p.f);
+    assert.match(v.summary, /^BROKEN: MTU black hole: a full-size packet \(1450 bytes, Don't Fragment\) from prod\/web to 10\.244\.2\.2 got no answer while a small one did — lower the pod MTU/);
+    p.f.probe = { probe: "80/TCP", reached: true, fullSize: { bytes: 1450, answered: true } };
+    assert.equal(diagnose(p.f).verdict, "REACHABLE");
+    p.f.probe = { probe: "80/TCP", reached: false, fullSize: { bytes: 1450, answered: false } };
+    assert.ok(!diagnose(p.f).hops.some((h) => h.hop === "probe mtu"), "no MTU evidence when nothing got through");
+  });
+
   it("the first broken hop in path order wins", () => {
     const p = pair();
     p.f.nodeNet.get("node1")!.underlay!.mtu = 1000;

@@ -54,6 +54,8 @@ export interface ProbeFacts {
    * also count other traffic, so an increase is a hint, no increase is evidence.
    */
   seen?: Array<{ point: string; delta?: number }>;
+  /** A full-size echo (pod MTU, Don't Fragment) sent after the test packet; undefined = not sent. */
+  fullSize?: { bytes: number; answered: boolean; error?: string };
 }
 
 /** "last seen at X; never at Y": where along the path the test packet's counters stop rising. */
@@ -177,7 +179,7 @@ function hint(hop: DiagnoseHop, facts: DiagnoseFacts): string {
   if (/no route to .*block|routes .* expected|no FDB entry|no neighbour entry|no VXLAN device|BGP table/.test(d)) {
     return `the agent on ${node ?? "that node"} should have programmed it; is it running? (trellis nodes)`;
   }
-  if (hop.hop === "mtu") return "lower the pod MTU (network config) or raise the underlay MTU, then re-create the pods";
+  if (hop.hop === "mtu" || hop.hop === "probe mtu") return "lower the pod MTU (network config) or raise the underlay MTU, then re-create the pods";
   if (hop.hop === "policy") return `see trellis policy explain --from ${facts.path.from.name} ${"node" in facts.path.to ? `--to ${facts.path.to.name}` : `--to-ip ${facts.target.ip}`}`;
   if (hop.hop.startsWith("forwarding ")) return "set net.ipv4.ip_forward=1 on it";
   if (hop.hop === "probe") return "every hop checked looks right: the nftables ruleset or the underlay in between drops it";
@@ -223,6 +225,15 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
       ? { hop: "probe", status: "ok", detail: `test packet ${p.probe} from ${from.name} to ${facts.target.label} (${facts.target.ip}) was answered` }
       : { hop: "probe", status: p.error ? "unknown" : "broken", detail: p.error ? `test packet ${p.probe}: the prober failed: ${p.error}` :
         `test packet ${p.probe} from ${from.name} to ${facts.target.label} (${facts.target.ip}) got no answer${p.seen && lastSeen(p.seen) ? ` (${lastSeen(p.seen)})` : ""}` });
+  }
+  // A full-size echo proves the MTU only where a small packet got through.
+  const full = facts.probe?.reached ? facts.probe.fullSize : undefined;
+  if (full && !full.error) {
+    hops.push(full.answered
+      ? { hop: "probe mtu", status: "ok", detail: `a full-size packet (${full.bytes} bytes, Don't Fragment) from ${from.name} was answered` }
+      : { hop: "probe mtu", status: "broken", detail: `MTU black hole: a full-size packet (${full.bytes} bytes, Don't Fragment) from ${from.name} to ${facts.target.ip} got no answer while a small one did` });
+  } else if (full?.error) {
+    hops.push({ hop: "probe mtu", status: "unknown", detail: `full-size packet: ${full.error}` });
   }
   const warnings = hops.filter((h) => h.status === "warn").map((h) => h.detail);
   const notChecked = [...facts.notChecked, ...hops.filter((h) => h.status === "unknown").map((h) => h.hop)];

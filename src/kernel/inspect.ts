@@ -56,3 +56,17 @@ export function linkCounters(netns?: string): Map<string, { rx: number; tx: numb
   const links = JSON.parse(out || "[]") as Array<{ ifname: string; stats64?: { rx?: { packets?: number }; tx?: { packets?: number } } }>;
   return new Map(links.map((l) => [l.ifname, { rx: l.stats64?.rx?.packets ?? 0, tx: l.stats64?.tx?.packets ?? 0 }]));
 }
+
+/**
+ * One ICMP echo of `size` payload bytes with Don't Fragment set (`ping -M do`), from inside the
+ * namespace: whether it was answered. Proves a path's MTU by traffic (a lab's pod namespaces only).
+ */
+export function pingDf(dst: string, size: number, netns: string): { answered: boolean; error?: string } {
+  try {
+    run("ping", ["-n", "-q", "-c", "1", "-W", "1", "-M", "do", "-s", String(size), dst], { netns });
+    return { answered: true };
+  } catch (e) {
+    if (e instanceof KernelError && e.exitCode === 1) return { answered: false };
+    return { answered: false, error: e instanceof KernelError ? (e.stderr.trim() || e.stdout.trim()) : (e as Error).message };
+  }
+}

@@ -67,6 +67,7 @@ describe("trellis diagnose names each fault on its first line (vxlan, 2 nodes, r
     assert.equal(j.verdict, "REACHABLE");
     assert.ok(j.hops.every((h) => h.status === "ok"), JSON.stringify(j.hops));
     assert.ok(j.hops.some((h) => h.hop === "probe"));
+    assert.ok(j.hops.some((h) => h.hop === "probe mtu" && h.status === "ok"), "a full-size packet got through");
   });
 
   test("(b) node2's route to node1's block deleted", () => {
@@ -138,6 +139,10 @@ describe("trellis diagnose names each fault on its first line (vxlan, 2 nodes, r
       assert.equal(d.first, "BROKEN: MTU black hole: node2's underlay eth0 has MTU 1300, below pod MTU 1450 + 50 VXLAN overhead = 1500: " +
         "full-size packets between the pods are dropped and the pods are not told (their MTU says 1450)" +
         " — lower the pod MTU (network config) or raise the underlay MTU, then re-create the pods");
+      // Proven by traffic: a small test packet gets through, a full-size one (Don't Fragment) does not.
+      const probed = diagnose("--probe");
+      assert.match(probed.text, /ok +probe +test packet 8080\/TCP .* was answered/, probed.text);
+      assert.match(probed.text, /BROKEN +probe mtu +MTU black hole: a full-size packet \(1450 bytes, Don't Fragment\) from prod\/web to \S+ got no answer while a small one did/, probed.text);
     } finally {
       sh("ip", ["-n", netnsOf("node2"), "link", "set", "eth0", "mtu", "1500"]);
     }
