@@ -10,6 +10,7 @@ import { labCommand, selfExecutable, defaultCniBinDir } from "./lab.js";
 import { applyCommands, getCommand, policyCommand } from "./policy.js";
 import { probeCommand } from "../lab/probe.js";
 import { uiCommand } from "./ui.js";
+import { diagnoseCommand } from "./diagnose.js";
 
 /**
  * A lab's etcd (or API server) listens only inside the lab (its control-plane namespace). `--lab NAME` for such a
@@ -57,6 +58,7 @@ for (const c of applyCommands(globals)) program.addCommand(c);
 program.addCommand(getCommand(globals));
 program.addCommand(policyCommand(globals));
 program.addCommand(bgpCommand(globals));
+program.addCommand(diagnoseCommand(globals));
 program.addCommand(probeCommand(), { hidden: true });
 program.addCommand(labCommand());
 program.addCommand(uiCommand(globals));
