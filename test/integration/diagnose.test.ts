@@ -184,7 +184,9 @@ describe("trellis diagnose on a host-gw lab with etcd (through the --lab re-exec
       const r = lab.cli(...args);
       assert.equal(r.code, 1, r.stdout);
       assert.equal(r.stdout.split("\n")[0], `BROKEN: node1 has no route to node2's block ${n2.subnet} (expected via ${n2.ip} dev eth0) — the agent on node1 should have programmed it; is it running? (trellis nodes)`);
-      assert.match(r.stdout, /BROKEN +probe +test packet ICMP .* got no answer/);
+      // The test packet's fate is not asserted here: node1's agent may repair the route between
+      // the reading of the facts and the probe (it watches its routes), and then it is answered.
+      assert.match(r.stdout, /\n  (ok|BROKEN) +probe +test packet ICMP /);
     } finally {
       sh("ip", ["-n", n1.netns, "route", "replace", n2.subnet, "via", n2.ip, "dev", "eth0", "proto", "202"]);
     }
