@@ -167,7 +167,7 @@ describe("renderRuleset", () => {
       '    counter drop comment "isolated by NetworkPolicy/prod/np"',
     ]);
     const out = rs.egressMap.trlweb!;
-    assert.match(chainBody(script, `${out}_k8s`)[1]!, /^ {4}ip daddr \. meta l4proto \. th dport @k8sport4_\w+_egress return/);
+    assert.match(chainBody(script, `${out}_k8s`)[1]!, /^ {4}ip daddr \. meta l4proto \. th dport @k8sport4_\w+_egress counter return/);
   });
 });
 
