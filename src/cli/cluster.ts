@@ -19,7 +19,7 @@ import { BACKENDS, BLOCK_MODES, ConfigError, strandedBy, validateNetworkConfig, 
 import { formatOutput, outputOption, printTable, type OutputFormat } from "./table.js";
 import { PromAgentMetrics } from "../metrics/prom.js";
 import { cniCommandLabel } from "../metrics/series.js";
-import { DEFAULT_METRICS_ADDR, serveMetrics } from "../metrics/server.js";
+import { DEFAULT_METRICS_ADDR, fetchMetrics, serveMetrics } from "../metrics/server.js";
 import { createLogger } from "../log/logger.js";
 import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../log/classify.js";
 
@@ -277,9 +277,19 @@ function probeCommand(): Command {
     });
 }
 
+function metricsCommand(): Command {
+  return new Command("metrics")
+    .description("print the metrics of the agent on this machine (GET /metrics, Prometheus text format)")
+    .option("--metrics-addr <host:port>", "the agent's --metrics-addr", DEFAULT_METRICS_ADDR)
+    .action(async (o: { metricsAddr: string }) => {
+      process.stdout.write(await fetchMetrics(o.metricsAddr));
+    });
+}
+
 export function agentCommand(globals: () => GlobalOptions): Command {
   return new Command("agent")
     .addCommand(probeCommand())
+    .addCommand(metricsCommand())
     .description("run the node agent: lease this node's block and connect it to every other node")
     .option("--node <name>", "this node's name (required)")
     .option("--iface <name>", "underlay interface (default: the default route's)")
