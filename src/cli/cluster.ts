@@ -369,7 +369,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       try {
         await agent.run();
       } catch (e) {
-        logger.error("agent", (e as Error).message);
+        if (!ac.signal.aborted) logger.error("agent", (e as Error).message);
         throw e;
       } finally {
         metricsServer?.close();
