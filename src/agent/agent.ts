@@ -23,6 +23,8 @@ import { LocalEndpoints } from "./local-endpoints.js";
 import { peerKernelState, type NodeStatus, type PeerKernelState, type PeerReport } from "./status.js";
 import { BgpController } from "../bgp/controller.js";
 import type { BirdKernel } from "../kernel/bird.js";
+import { noopMetrics, type AgentMetrics } from "../metrics/sink.js";
+import { ipamUsage, readIpamNames } from "../metrics/ipam-usage.js";
 
 export type { NodeStatus } from "./status.js";
 
@@ -47,6 +49,10 @@ export interface AgentOptions {
   bird?: BirdKernel;
   /** Called once, when the agent first becomes ready (see `health`): e.g. to install the CNI config. */
   onReady?: () => void;
+  /** Where this node's metrics go (default: nowhere). */
+  metrics?: AgentMetrics;
+  /** The CNI IPAM data directory (`<dir>/<network>/<ip>`), read for the IPAM metrics. */
+  ipamDataDir?: string;
 }
 
 export interface AgentHealth {
@@ -78,7 +84,18 @@ export class Agent {
   policy: PolicySync | undefined;
   private bgp: BgpController | undefined;
 
+  private readonly m: AgentMetrics;
+  /** The desired state of the last sync that ended without errors (a later sync of it with changes repairs drift). */
+  private cleanDesired: Dataplane | undefined;
+
   constructor(private readonly o: AgentOptions) {
+    this.m = o.metrics ?? noopMetrics;
+    this.m.setSources({
+      leaseExpiresAt: () => this.lease?.expiresAt,
+      peers: () => (this.desired?.peers ?? []).map((p) => ({ transport: p.transport, state: this.kernelState.get(p.node) ?? "pending" })),
+      bgpSessions: () => (this.bgp?.status()?.sessions ?? []).map((s) => s.state),
+      ipam: () => (o.ipamDataDir && this.lease ? [ipamUsage(this.lease.subnet, readIpamNames(o.ipamDataDir))] : []),
+    });
     this.reconciler = new Reconciler(o.kernel, {
       resyncMs: o.resyncMs, retryMinMs: 200, retryMaxMs: 10_000, log: (l) => o.log(l), onSync: (r) => this.afterSync(r),
     });
@@ -128,7 +145,7 @@ export class Agent {
     if (this.o.policy) {
       this.policy = new PolicySync({
         node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.policy.kernel,
-        local: this.local, resyncMs: this.o.resyncMs, log, signal: this.o.signal,
+        local: this.local, resyncMs: this.o.resyncMs, log, signal: this.o.signal, metrics: this.m,
       });
       await this.policy.start();
       log(`network policy: enforcing with nftables table inet trellis; endpoints from ${this.o.endpointDir}`);
@@ -346,6 +363,7 @@ export class Agent {
     const l = this.leaseFor(this.lease.subnet);
     try {
       const kv = await this.o.store.update(leaseKey(l.subnet), leaseValue(l), this.leaseRevision, { ttlSeconds: this.o.leaseTtlSeconds });
+      this.m.leaseRenewal(true);
       if (this.storeDownSince !== undefined) {
         this.o.log(`datastore reachable again after ${Math.round((Date.now() - this.storeDownSince) / 1000)}s; lease ${l.subnet} renewed`);
         this.storeDownSince = undefined;
@@ -364,6 +382,7 @@ export class Agent {
       await this.publishStatus();
     } catch (e) {
       // The datastore is unreachable: keep the data plane as it is and try again later.
+      this.m.leaseRenewal(false);
       if (this.storeDownSince === undefined) {
         this.storeDownSince = Date.now();
         this.o.log(`datastore unreachable (${(e as Error).message}): cannot renew lease ${l.subnet}; the data plane stays as it is, retrying`);
@@ -383,6 +402,7 @@ export class Agent {
 
   private onLeaseWatch(m: WatchMessage): void {
     if ("resync" in m) {
+      this.m.watchResync("leases");
       this.o.log(`lease watch: ${m.reason}; listing again`);
       this.relistLeases();
       return;
@@ -409,6 +429,7 @@ export class Agent {
       this.replaceLeases(r.items);
       this.recompute();
     }, (e: unknown) => {
+      this.m.watchError("leases");
       this.o.log(`cannot list leases: ${(e as Error).message}; retrying in ${delayMs} ms`);
       setTimeout(() => {
         if (!this.o.signal.aborted) this.relistLeases(Math.min(delayMs * 2, 5_000));
@@ -419,8 +440,10 @@ export class Agent {
   private onConfigWatch(m: WatchMessage): void {
     if ("resync" in m) {
       // A change may have been missed: read the config afresh (retrying while the store is away).
+      this.m.watchResync("config");
       const reread = (delayMs: number): void => {
         void this.o.store.get(CONFIG_KEY).then((kv) => kv && this.applyConfig(kv.value), () => {
+          this.m.watchError("config");
           setTimeout(() => !this.o.signal.aborted && reread(Math.min(delayMs * 2, 5_000)), delayMs).unref();
         });
       };
@@ -497,7 +520,10 @@ export class Agent {
   }
 
   /** After each sync: which peers the kernel now serves, published when that changes. */
-  private afterSync(r: { errors: string[]; actual?: ActualDataplane; desired?: Dataplane }): void {
+  private afterSync(r: { steps: unknown[]; errors: string[]; ms: number; actual?: ActualDataplane; desired?: Dataplane }): void {
+    this.m.reconciled("routes", r.ms / 1000, r.errors.length === 0 ? [] : [r.actual ? "apply" : "read"]);
+    if (r.desired && r.desired === this.cleanDesired && r.steps.length > 0) this.m.driftRepaired("routes", r.steps.length);
+    if (r.errors.length === 0) this.cleanDesired = r.desired;
     const d = this.desired;
     if (!d || !r.actual || r.desired !== d.dataplane) return;
     // A sync that applied everything without an error leaves the kernel as desired; otherwise —

@@ -7,27 +7,41 @@ import type { AgentHealth } from "./agent.js";
 
 export const DEFAULT_HEALTH_ADDR = "127.0.0.1:9099";
 
-export function parseListenAddr(addr: string): { host: string; port: number } {
+export function parseListenAddr(addr: string, flag = "--health-addr"): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 0 || port > 65535) throw new Error(`--health-addr ${JSON.stringify(addr)}: expected HOST:PORT, e.g. ${DEFAULT_HEALTH_ADDR}`);
+  if (!m || port < 0 || port > 65535) throw new Error(`${flag} ${JSON.stringify(addr)}: expected HOST:PORT, e.g. 127.0.0.1:${flag === "--health-addr" ? DEFAULT_HEALTH_ADDR.split(":")[1] : "9091"}`);
   return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
 }
 
+/**
+ * The answer to GET /healthz or /readyz (200 or 503 with the reason); undefined for any other
+ * request. Pure: the health server and the metrics server both answer with it.
+ */
+export function healthAnswer(method: string | undefined, url: string | undefined, h: AgentHealth): { status: number; body: string } | undefined {
+  const path = (url ?? "").split("?")[0];
+  const ok = path === "/healthz" ? h.live : path === "/readyz" ? h.ready : undefined;
+  if (ok === undefined || method !== "GET") return undefined;
+  return { status: ok ? 200 : 503, body: `${ok ? "ok" : "not ok"}: ${h.reason}\n` };
+}
+
 export async function serveHealth(addr: string, health: () => AgentHealth): Promise<http.Server> {
-  const { host, port } = parseListenAddr(addr);
-  const server = http.createServer((req, res) => {
-    const h = health();
-    const path = (req.url ?? "").split("?")[0];
-    const ok = path === "/healthz" ? h.live : path === "/readyz" ? h.ready : undefined;
-    if (ok === undefined || req.method !== "GET") {
+  return listenHttp("--health-addr", addr, (req, res) => {
+    const a = healthAnswer(req.method, req.url, health());
+    if (!a) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: GET /healthz or /readyz\n");
       return;
     }
-    res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(`${ok ? "ok" : "not ok"}: ${h.reason}\n`);
+    res.writeHead(a.status, { "content-type": "text/plain" }).end(a.body);
   });
+}
+
+/** Listens on `addr` (HOST:PORT); errors name the flag that gave the address. */
+export async function listenHttp(flag: string, addr: string, handler: http.RequestListener): Promise<http.Server> {
+  const { host, port } = parseListenAddr(addr, flag);
+  const server = http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (e) => reject(new Error(`--health-addr ${addr}: ${(e as Error).message}`)));
+    server.once("error", (e) => reject(new Error(`${flag} ${addr}: ${(e as Error).message}`)));
     server.listen(port, host, () => resolve());
   });
   return server;

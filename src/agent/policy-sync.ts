@@ -15,6 +15,9 @@ import { compilePolicy } from "../policy/compile.js";
 import type { Endpoint, PolicyModel } from "../policy/model.js";
 import { ENDPOINT_PREFIX, modelFromObjects, OBJECT_PREFIXES, type ParseCache } from "../policy/store-model.js";
 import type { LocalEndpoints } from "./local-endpoints.js";
+import type { Ruleset } from "../policy/compile.js";
+import { noopMetrics, type AgentMetrics } from "../metrics/sink.js";
+import { parseRuleCounters, rulesetSize } from "../metrics/nft-counters.js";
 
 export { endpointFileName } from "./endpoint-file.js";
 
@@ -28,6 +31,7 @@ export interface PolicySyncOptions {
   resyncMs: number;
   log(line: string): void;
   signal: AbortSignal;
+  metrics?: AgentMetrics;
 }
 
 export class PolicySync {
@@ -38,9 +42,35 @@ export class PolicySync {
   private pending = false;
   private warnedBridge = new Set<string>();
 
+  /** Metrics: when the oldest change not yet in a compiled ruleset was observed; each ruleset's oldest change. */
+  private changeAt: number | undefined;
+  private pendingSince: number | undefined;
+  private readonly since = new WeakMap<Ruleset, number>();
+  private programmed: Ruleset | undefined;
+
   constructor(private readonly o: PolicySyncOptions) {
-    this.applier = new PolicyApplier(o.kernel, { resyncMs: o.resyncMs, log: o.log });
-    this.stored = new WatchedObjects({ store: o.store, prefixes: OBJECT_PREFIXES, onChange: () => this.recompute(), log: o.log, signal: o.signal });
+    const m = o.metrics ?? noopMetrics;
+    this.applier = new PolicyApplier(o.kernel, {
+      resyncMs: o.resyncMs, log: o.log,
+      onSync: (r) => m.reconciled("policy", r.ms / 1000, r.error ? ["apply"] : []),
+      onApplied: (r) => {
+        this.programmed = r.ruleset;
+        if (r.drift) m.driftRepaired("policy", 1);
+        const t = this.since.get(r.ruleset);
+        if (t === undefined) return;
+        this.since.delete(r.ruleset);
+        if (this.pendingSince === t) this.pendingSince = undefined;
+        m.policyProgrammed((Date.now() - t) / 1000);
+      },
+    });
+    m.setSources({
+      policyRuleset: () => (this.programmed ? rulesetSize(this.programmed) : undefined),
+      policyRuleCounters: async () => parseRuleCounters((await o.kernel.listing()) ?? ""),
+    });
+    this.stored = new WatchedObjects({
+      store: o.store, prefixes: OBJECT_PREFIXES, onChange: () => this.recompute(), log: o.log, signal: o.signal,
+      onResync: () => m.watchResync("policy"), onListError: () => m.watchError("policy"),
+    });
     o.signal.addEventListener("abort", () => this.applier.stop(), { once: true });
   }
 
@@ -103,6 +133,7 @@ export class PolicySync {
 
   /** Recomputes the ruleset (coalescing bursts into one compile per tick). Cheap for callers. */
   private recompute(): void {
+    this.changeAt ??= Date.now();
     if (!this.started || this.pending) return;
     this.pending = true;
     queueMicrotask(() => {
@@ -114,7 +145,13 @@ export class PolicySync {
           this.o.log(`endpoint ${ep.namespace}/${ep.pod} is in bridge mode: network policy is not enforced for it`);
         }
       }
-      this.applier.setDesired(compilePolicy(model, this.o.node));
+      const ruleset = compilePolicy(model, this.o.node);
+      // A ruleset replacing one not yet programmed carries that one's older change along.
+      const since = Math.min(this.pendingSince ?? Infinity, this.changeAt ?? Date.now());
+      this.changeAt = undefined;
+      this.pendingSince = since;
+      this.since.set(ruleset, since);
+      this.applier.setDesired(ruleset);
     });
   }
 }

@@ -17,6 +17,11 @@ import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
 import { BACKENDS, BLOCK_MODES, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import { formatOutput, outputOption, printTable, type OutputFormat } from "./table.js";
+import { PromAgentMetrics } from "../metrics/prom.js";
+import { cniCommandLabel } from "../metrics/series.js";
+import { DEFAULT_METRICS_ADDR, fetchMetrics, serveMetrics } from "../metrics/server.js";
+import { createLogger } from "../log/logger.js";
+import { parseLogFormat, parseLogLevel, type LogFormat, type LogLevel } from "../log/classify.js";
 
 export interface GlobalOptions {
   datastore?: string;
@@ -34,6 +39,8 @@ export const storeOptions = (g: GlobalOptions, log?: (line: string) => void): Op
 export const DEFAULT_SUBNET_FILE = "/run/trellis/subnet.env";
 export const DEFAULT_ENDPOINT_DIR = "/run/trellis/endpoints";
 export const DEFAULT_BIRD_DIR = "/run/trellis/bird";
+/** host-local's and trellis-ipam's default `dataDir`. */
+export const DEFAULT_IPAM_DATA_DIR = "/var/lib/cni/networks";
 
 /** The datastore URL the global options name. */
 export function datastoreUrl(g: GlobalOptions): string {
@@ -270,9 +277,19 @@ function probeCommand(): Command {
     });
 }
 
+function metricsCommand(): Command {
+  return new Command("metrics")
+    .description("print the metrics of the agent on this machine (GET /metrics, Prometheus text format)")
+    .option("--metrics-addr <host:port>", "the agent's --metrics-addr", DEFAULT_METRICS_ADDR)
+    .action(async (o: { metricsAddr: string }) => {
+      process.stdout.write(await fetchMetrics(o.metricsAddr));
+    });
+}
+
 export function agentCommand(globals: () => GlobalOptions): Command {
   return new Command("agent")
     .addCommand(probeCommand())
+    .addCommand(metricsCommand())
     .description("run the node agent: lease this node's block and connect it to every other node")
     .option("--node <name>", "this node's name (required)")
     .option("--iface <name>", "underlay interface (default: the default route's)")
@@ -290,10 +307,14 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--cni-conf-template <file>", "the CNI config list to install once this agent is ready (with --cni-conf-file)")
     .option("--cni-conf-file <file>", "where to install it, atomically, e.g. /etc/cni/net.d/10-trellis.conflist")
     .option("--health-addr <host:port>", "serve GET /healthz and /readyz here (\"\": not at all)", DEFAULT_HEALTH_ADDR)
+    .option("--metrics-addr <host:port>", "serve GET /metrics (Prometheus), /healthz and /readyz here (\"\": not at all)", DEFAULT_METRICS_ADDR)
+    .option("--ipam-data-dir <dir>", "the CNI IPAM data directory, read for the IPAM metrics", DEFAULT_IPAM_DATA_DIR)
+    .option("--log-level <level>", "debug, info, warn or error", parseLogLevel, "info" as LogLevel)
+    .option("--log-format <format>", "json (one JSON object per line) or text (a human line)", parseLogFormat, "json" as LogFormat)
     .action(async (o: {
       node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
       cniSocket: string | false; cniSocketGroup?: string; birdDir: string; networkInit?: string; cniConfTemplate?: string; cniConfFile?: string;
-      healthAddr: string;
+      healthAddr: string; metricsAddr: string; ipamDataDir: string; logLevel: LogLevel; logFormat: LogFormat;
     }) => {
       if (!o.node) throw new Error("required option '--node <name>' not specified");
       if (!o.cniConfTemplate !== !o.cniConfFile) throw new Error("--cni-conf-template and --cni-conf-file go together");
@@ -301,9 +322,10 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       const cniText = o.cniConfTemplate ? checkCniTemplate(o.cniConfTemplate) : undefined;
       if (o.networkInit) readNetworkInit(o.networkInit, fs.readFileSync(o.networkInit, "utf8"));
       if (o.healthAddr) parseListenAddr(o.healthAddr);
-      const log = (line: string): void => {
-        process.stderr.write(`${new Date().toISOString()} agent[${o.node}] ${line}\n`);
-      };
+      if (o.metricsAddr) parseListenAddr(o.metricsAddr, "--metrics-addr");
+      const logger = createLogger({ node: o.node, level: o.logLevel, format: o.logFormat });
+      const log = logger.log;
+      const metrics = new PromAgentMetrics((what, e) => logger.warn("metrics", `cannot read ${what}: ${e.message}`));
       const ac = new AbortController();
       for (const sig of ["SIGTERM", "SIGINT"] as const) {
         process.once(sig, () => {
@@ -314,7 +336,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
       const store = await openDatastore(datastoreUrl(globals()), storeOptions(globals(), log));
       log(`starting (datastore ${store.kind})`);
       if (o.networkInit) await networkInit(store, o.networkInit, log);
-      const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log, o.cniSocketGroup) : undefined;
+      const cni = o.cniSocket ? await serveCniCalls(o.cniSocket, log, o.cniSocketGroup, (cmd, result, s) => metrics.cniCall(cniCommandLabel(cmd), result, s)) : undefined;
       const onReady = (): void => {
         log("ready: this node's pods can be networked");
         if (cniText && o.cniConfFile) {
@@ -329,7 +351,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
         onReady,
         node: o.node, store, kernel: new RealDataplaneKernel(), iface: o.iface, publicIp: o.publicIp, subnetFile: o.subnetFile,
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,
-        bird: new RealBirdKernel(o.birdDir),
+        bird: new RealBirdKernel(o.birdDir), metrics, ipamDataDir: o.ipamDataDir,
         ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
       });
       // Health endpoints are for probes: an address taken (two agents in one namespace) is logged, not fatal.
@@ -337,9 +359,20 @@ export function agentCommand(globals: () => GlobalOptions): Command {
         log(`${e.message}; no health endpoints`);
         return undefined;
       }) : undefined;
+      const metricsServer = o.metricsAddr ? await serveMetrics(o.metricsAddr, metrics, () => agent.health()).then((s) => {
+        log(`metrics: serving GET /metrics, /healthz and /readyz on ${o.metricsAddr}`);
+        return s;
+      }, (e: Error) => {
+        logger.warn("agent", `${e.message}; no metrics endpoint`);
+        return undefined;
+      }) : undefined;
       try {
         await agent.run();
+      } catch (e) {
+        if (!ac.signal.aborted) logger.error("agent", (e as Error).message);
+        throw e;
       } finally {
+        metricsServer?.close();
         health?.close();
         await cni?.close();
         await store.close();

@@ -4,7 +4,7 @@ import { Command } from "commander";
 import * as fs from "node:fs";
 import { resolveGroup } from "../cni/peer.js";
 import { runTrellis } from "../cni/run.js";
-import { startCniServer, type CniServer } from "../cni/server.js";
+import { startCniServer, type CniServer, type CniServerOptions } from "../cni/server.js";
 import { DEFAULT_AGENT_SOCKET } from "../cni/wire.js";
 
 /** The help text of --cni-socket-group / --group, shared by `trellis agent` and `trellis cni serve`. */
@@ -18,10 +18,10 @@ export const SOCKET_GROUP_HELP =
  * plugin then runs every call itself, so a node without the socket still gets its pods.
  * `group` (a name from /etc/group or a numeric GID) may use the socket besides root.
  */
-export async function serveCniCalls(socketPath: string, log: (line: string) => void, group?: string): Promise<CniServer | undefined> {
+export async function serveCniCalls(socketPath: string, log: (line: string) => void, group?: string, onCall?: CniServerOptions["onCall"]): Promise<CniServer | undefined> {
   try {
     const gid = group === undefined ? undefined : resolveGroup(group, /^\d+$/.test(group) ? "" : fs.readFileSync("/etc/group", "utf8"));
-    const server = await startCniServer({ socketPath, run: (io) => runTrellis(io, `trellis[agent ${process.pid}]`), log, group: gid });
+    const server = await startCniServer({ socketPath, run: (io) => runTrellis(io, `trellis[agent ${process.pid}]`), log, group: gid, ...(onCall ? { onCall } : {}) });
     log(`serving CNI calls on ${socketPath} (${gid === undefined ? "root only" : `root and group ${gid}`})`);
     return server;
   } catch (e) {

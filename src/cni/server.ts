@@ -40,6 +40,12 @@ export interface CniServerOptions {
    * refused. Unit tests give their own.
    */
   peerCredentials?: (conn: net.Socket) => PeerCredentials | { error: string };
+  /**
+   * Metrics: each call's CNI command (as sent; "" when unreadable), its result (ok, error: the
+   * call ran and failed, fallback: handed back to the plugin, refused: the caller may not use the
+   * socket) and the seconds the agent spent on it.
+   */
+  onCall?(command: string, result: "ok" | "error" | "fallback" | "refused", seconds: number): void;
 }
 
 export interface CniServer {
@@ -132,30 +138,37 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
       chunks.push(chunk);
     });
     conn.on("end", () => {
+      const started = performance.now();
       const text = Buffer.concat(chunks).toString("utf8");
+      const req = decodeRequest(text);
+      const command = "error" in req ? "" : req.env.CNI_COMMAND ?? "";
+      const done = (r: WireReply, result: "ok" | "error" | "fallback" | "refused"): void => {
+        reply(r);
+        opts.onCall?.(command, result, (performance.now() - started) / 1000);
+      };
       if (!decision.allowed) {
-        reply("error" in peer ? { v: WIRE_VERSION, fallback: decision.why } : refusal(decision.why, text));
+        done("error" in peer ? { v: WIRE_VERSION, fallback: decision.why } : refusal(decision.why, text), "refused");
         return;
       }
-      const req = decodeRequest(text);
       if ("error" in req) {
         opts.log(`cni: bad request: ${req.error}`);
-        reply({ v: WIRE_VERSION, fallback: req.error });
+        done({ v: WIRE_VERSION, fallback: req.error }, "fallback");
         return;
       }
       if (req.netns !== ownNetns) {
-        reply({ v: WIRE_VERSION, fallback: `caller's network namespace ${req.netns} is not the agent's (${ownNetns})` });
+        done({ v: WIRE_VERSION, fallback: `caller's network namespace ${req.netns} is not the agent's (${ownNetns})` }, "fallback");
         return;
       }
       // A DEL spends most of its time waiting for the kernel's veth teardown (an RCU grace period),
       // which would hold up every call queued behind it; with others waiting, the plugin's own
       // process does it instead, in parallel with them.
       if (req.env.CNI_COMMAND === "DEL" && open > 1) {
-        reply({ v: WIRE_VERSION, fallback: `busy: ${open - 1} other call(s) waiting; DEL runs in the plugin's own process` });
+        done({ v: WIRE_VERSION, fallback: `busy: ${open - 1} other call(s) waiting; DEL runs in the plugin's own process` }, "fallback");
         return;
       }
       served++;
-      reply(serveCall(req, opts.run));
+      const r = serveCall(req, opts.run);
+      done(r, "code" in r && r.code === 0 ? "ok" : "error");
     });
     conn.on("error", (e) => opts.log(`cni: connection: ${e.message}`));
   });

@@ -11,6 +11,9 @@ export interface WatchedObjectsOptions {
   onChange(): void;
   log(line: string): void;
   signal: AbortSignal;
+  /** Metrics: a watch of `prefix` reported a resync; a list after one failed. */
+  onResync?(prefix: string): void;
+  onListError?(prefix: string): void;
 }
 
 export class WatchedObjects {
@@ -38,6 +41,7 @@ export class WatchedObjects {
 
   private onWatch(prefix: string, m: WatchMessage): void {
     if ("resync" in m) {
+      this.o.onResync?.(prefix);
       this.relist(prefix, 500);
       return;
     }
@@ -55,6 +59,7 @@ export class WatchedObjects {
       for (const kv of r.items) this.items.set(kv.key, kv);
       this.o.onChange();
     }, (e: unknown) => {
+      this.o.onListError?.(prefix);
       this.o.log(`cannot list ${prefix}: ${(e as Error).message}; retrying in ${delayMs} ms`);
       setTimeout(() => {
         if (!this.o.signal.aborted) this.relist(prefix, Math.min(delayMs * 2, 5_000));

@@ -389,6 +389,9 @@ function startEtcd(plan: LabPlan, state: LabState): string {
   return `etcd://${plan.controlIp}:2379`;
 }
 
+/** Where a lab node's agent serves /metrics, /healthz and /readyz: loopback inside the node's namespace. */
+export const LAB_METRICS_ADDR = "127.0.0.1:9091";
+
 export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trellisBin: string): number {
   const dir = nodeDir(plan.name, node.name);
   fs.mkdirSync(dir, { recursive: true });
@@ -400,6 +403,9 @@ export function startAgent(plan: LabPlan, state: LabState, node: LabNode, trelli
       "--cni-conf-file", path.join(dir, "net.d", "10-trellis.conflist")] : []), "--iface", "eth0",
     "--subnet-file", subnetFileOf(plan.name, node.name), "--lease-ttl", String(plan.leaseTtlSeconds ?? LAB_LEASE_TTL), "--resync", String(plan.resyncSeconds ?? LAB_RESYNC_SECONDS),
     "--endpoint-dir", path.join(dir, "endpoints"), "--cni-socket", cniSocketOf(plan.name, node.name), "--bird-dir", birdDirOf(plan.name, node.name),
+    "--metrics-addr", LAB_METRICS_ADDR, "--ipam-data-dir", path.join(dir, "ipam"),
+    // Tests and benchmarks read the lab's agent logs line by line: the human format.
+    "--log-format", "text",
     // Policy cannot be enforced for bridge-mode pods (the plugin would refuse them): none then.
     ...(plan.mode === "bridge" ? ["--no-policy"] : []),
   ], path.join(dir, "agent.log"), env);
@@ -506,7 +512,8 @@ export interface LabStatus {
   datastore?: string;
   /** What this lab will not do (bridge mode: no policy; node pairs without a path). */
   warnings: string[];
-  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number; bgp?: LabBgpSession[] }>;
+  /** `metrics`: the agent's /metrics (and /healthz, /readyz) address, reachable inside the node's netns. */
+  nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number; metrics?: string; bgp?: LabBgpSession[] }>;
   pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
 }
 
@@ -570,6 +577,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
       return {
         name: n.name, netns: n.netns, ip: n.ip.split("/")[0]!, segment: n.segment, subnet: nodeSubnet(name, n),
         ...(pid !== undefined && processAlive(pid) ? { agentPid: pid } : {}),
+        ...(state.datastoreUrl ? { metrics: LAB_METRICS_ADDR } : {}),
         ...(sessions ? { bgp: sessions } : {}),
       };
     })),

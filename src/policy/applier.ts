@@ -13,12 +13,17 @@ import type { PolicyKernel } from "../kernel/policy.js";
 import type { Ruleset } from "./compile.js";
 import { renderRuleset, renderSetDelta } from "./render.js";
 
-const digest = (s: string | undefined): string => createHash("sha256").update(s ?? "<none>").digest("hex");
+// Rule counters count packets: their values are not part of what was written.
+const digest = (s: string | undefined): string =>
+  createHash("sha256").update(s === undefined ? "<none>" : s.replace(/\bcounter packets \d+ bytes \d+/g, "counter")).digest("hex");
 
 export interface ApplierOptions {
   resyncMs: number;
   log(line: string): void;
-  onApplied?(r: { full: boolean; ms: number }): void;
+  /** After each sync that wrote (or found current) `ruleset`; `drift`: the table had to be replaced because it differed. */
+  onApplied?(r: { full: boolean; ms: number; ruleset: Ruleset; drift: boolean }): void;
+  /** After each sync attempt that did kernel work or failed (metrics). */
+  onSync?(r: { ms: number; error?: string }): void;
 }
 
 export class PolicyApplier {
@@ -71,14 +76,18 @@ export class PolicyApplier {
     const started = Date.now();
     try {
       const intact = await this.intact();
-      if (intact && this.applied === want) return true;
+      if (intact && this.applied === want) {
+        this.o.onSync?.({ ms: Date.now() - started });
+        return true;
+      }
       const delta = intact ? renderSetDelta(this.applied!, want) : undefined;
+      const drift = this.applied !== undefined && !intact;
       let full = false;
       let script: string;
       if (delta !== undefined) {
         script = delta;
       } else {
-        if (this.applied !== undefined && !intact) this.o.log("policy table differs from what was written (drift): replacing it");
+        if (drift) this.o.log("policy table differs from what was written (drift): replacing it");
         full = true;
         this.generation = (this.generation + 1) % 0x7fffffff;
         script = renderRuleset(want, this.generation);
@@ -90,11 +99,13 @@ export class PolicyApplier {
       }
       this.applied = want;
       const ms = Date.now() - started;
-      this.o.onApplied?.({ full, ms });
+      this.o.onApplied?.({ full, ms, ruleset: want, drift });
+      this.o.onSync?.({ ms });
       if (script.trim() !== "") this.o.log(`policy: ${full ? "table replaced" : "set elements updated"} in ${ms} ms`);
       return true;
     } catch (e) {
       this.o.log(`policy sync failed (will retry): ${(e as Error).message}`);
+      this.o.onSync?.({ ms: Date.now() - started, error: (e as Error).message });
       return false;
     }
   }

@@ -490,8 +490,8 @@ describe("compile: address families, ipBlocks, named ports", () => {
     const script = renderRuleset(rs);
     assert.ok(script.includes(`  set ${port6.name} { type ipv6_addr . inet_proto . inet_service; flags interval; elements = { fd00:1::10 . tcp . 5432 } }\n`), script);
     assert.ok(script.includes(`  set ${any6.name} { type ipv6_addr; flags interval; }\n`), script);
-    assert.ok(script.includes(`    ip6 saddr . meta l4proto . th dport @${port6.name} return`), script);
-    assert.ok(script.includes(`    ip6 saddr @${any6.name} return`), script);
+    assert.ok(script.includes(`    ip6 saddr . meta l4proto . th dport @${port6.name} counter return`), script);
+    assert.ok(script.includes(`    ip6 saddr @${any6.name} counter return`), script);
     assert.equal(trace(rs, tcp("fd00:1::10", "fd00:2::10", 5432, { oif: "trldb" })).verdict, "accept");
     assert.equal(trace(rs, tcp("fd00:1::13", "fd00:2::10", 5432, { oif: "trldb" })).verdict, "drop");
     assert.equal(trace(rs, tcp("fd00:1::10", "fd00:2::10", 5433, { oif: "trldb" })).verdict, "drop");

@@ -58,6 +58,8 @@ export interface Rule {
   match: Match;
   verdict: Verdict;
   comment?: string;
+  /** An nft `counter` on the rule: it stands for a policy rule (metrics read it by its comment). */
+  counter?: boolean;
 }
 
 export interface Chain {
@@ -265,7 +267,7 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
       list.forEach((r, i) => {
         const where = `${policyId(p)} ${dir}[${i}]`;
         const verdict: Verdict = r.action === "Allow" ? "return" : r.action === "Deny" ? "drop" : r.action === "Pass" ? { goto: k8sName } : { log: where };
-        for (const m of ruleMatches(dir, pod, r, p.kind === "TrellisPolicy" ? p.namespace : undefined)) rules.push({ match: m, verdict, comment: where });
+        for (const m of ruleMatches(dir, pod, r, p.kind === "TrellisPolicy" ? p.namespace : undefined)) rules.push({ match: m, verdict, comment: where, counter: true });
       });
     }
     if (ordered.length > 0) rules.push({ match: {}, verdict: "drop", comment: "end of ordered tier" });
@@ -286,10 +288,10 @@ export function compilePolicy(model: PolicyModel, node: string): Ruleset {
         const portName = `k8sport${family}_${id}_${dir}`;
         sets.set(anyName, { name: anyName, family, kind: "interval", elements: mergeIntervals(any).map((i) => intervalElement(i, family)) });
         sets.set(portName, { name: portName, family, kind: "addr-proto-port", elements: disjointBoxes(boxes).map((b) => boxElement(b, family)) });
-        k8s.push({ match: { family, [side === "daddr" ? "daddrSet" : "saddrSet"]: anyName }, verdict: "return", comment: "allowed on any port" });
-        k8s.push({ match: { family, addrProtoPortSet: { set: portName, side } }, verdict: "return", comment: "allowed ports" });
+        k8s.push({ match: { family, [side === "daddr" ? "daddrSet" : "saddrSet"]: anyName }, verdict: "return", comment: "allowed on any port", counter: true });
+        k8s.push({ match: { family, addrProtoPortSet: { set: portName, side } }, verdict: "return", comment: "allowed ports", counter: true });
       }
-      k8s.push({ match: {}, verdict: "drop", comment: `isolated by ${selecting.map(policyId).join(", ")}`.slice(0, 120) });
+      k8s.push({ match: {}, verdict: "drop", comment: `isolated by ${selecting.map(policyId).join(", ")}`.slice(0, 120), counter: true });
     }
     chains.push({ name: k8sName, rules: k8s });
     return { name, rules };

@@ -160,14 +160,14 @@ describe("renderRuleset", () => {
     const web = rs.ingressMap.trlweb!;
     const id = web.replace(/^in_/, "");
     assert.deepEqual(chainBody(script, `${web}_k8s`), [
-      `    ip saddr @k8sany4_${id}_ingress return comment "allowed on any port"`,
-      `    ip saddr . meta l4proto . th dport @k8sport4_${id}_ingress return comment "allowed ports"`,
-      `    ip6 saddr @k8sany6_${id}_ingress return comment "allowed on any port"`,
-      `    ip6 saddr . meta l4proto . th dport @k8sport6_${id}_ingress return comment "allowed ports"`,
-      '    drop comment "isolated by NetworkPolicy/prod/np"',
+      `    ip saddr @k8sany4_${id}_ingress counter return comment "allowed on any port"`,
+      `    ip saddr . meta l4proto . th dport @k8sport4_${id}_ingress counter return comment "allowed ports"`,
+      `    ip6 saddr @k8sany6_${id}_ingress counter return comment "allowed on any port"`,
+      `    ip6 saddr . meta l4proto . th dport @k8sport6_${id}_ingress counter return comment "allowed ports"`,
+      '    counter drop comment "isolated by NetworkPolicy/prod/np"',
     ]);
     const out = rs.egressMap.trlweb!;
-    assert.match(chainBody(script, `${out}_k8s`)[1]!, /^ {4}ip daddr \. meta l4proto \. th dport @k8sport4_\w+_egress return/);
+    assert.match(chainBody(script, `${out}_k8s`)[1]!, /^ {4}ip daddr \. meta l4proto \. th dport @k8sport4_\w+_egress counter return/);
   });
 });
 

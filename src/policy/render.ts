@@ -54,7 +54,7 @@ function renderVerdict(v: Verdict): string {
 }
 
 export function renderRule(r: Rule): string {
-  return `    ${[renderMatch(r.match), renderVerdict(r.verdict)].filter(Boolean).join(" ")}${comment(r.comment)}`;
+  return `    ${[renderMatch(r.match), r.counter ? "counter" : "", renderVerdict(r.verdict)].filter(Boolean).join(" ")}${comment(r.comment)}`;
 }
 
 function mapElements(m: Record<string, string>): string {
