@@ -25,6 +25,8 @@ import { BgpController } from "../bgp/controller.js";
 import type { BirdKernel } from "../kernel/bird.js";
 import { noopMetrics, type AgentMetrics } from "../metrics/sink.js";
 import { ipamUsage, readIpamNames } from "../metrics/ipam-usage.js";
+import { parseRuleCounters } from "../metrics/nft-counters.js";
+import { RecentDrops } from "../metrics/policy-drops.js";
 
 export type { NodeStatus } from "./status.js";
 
@@ -53,7 +55,13 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   /** The CNI IPAM data directory (`<dir>/<network>/<ip>`), read for the IPAM metrics. */
   ipamDataDir?: string;
+  /** How often the policy rule counters are read for the status' recent drops (default 10 s, never less). */
+  policyDropsEveryMs?: number;
 }
+
+/** Policy drops: counters read every 10 s at most, summed over the last minute. */
+export const POLICY_DROPS_EVERY_MS = 10_000;
+export const POLICY_DROPS_WINDOW_MS = 60_000;
 
 export interface AgentHealth {
   /** The agent's loops turn (a kernel sync happened recently, or it is still starting). */
@@ -149,6 +157,7 @@ export class Agent {
       });
       await this.policy.start();
       log(`network policy: enforcing with nftables table inet trellis; endpoints from ${this.o.endpointDir}`);
+      this.scheduleDropsReading(0);
     } else {
       log("network policy: NOT enforced on this node (--no-policy)");
     }
@@ -188,6 +197,7 @@ export class Agent {
 
   private stop(): void {
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    if (this.dropsTimer) clearTimeout(this.dropsTimer);
     this.reconciler.stop();
   }
 
@@ -547,7 +557,13 @@ export class Agent {
     };
     const bgp = this.bgp?.status();
     if (bgp) s.bgp = bgp;
-    const text = JSON.stringify({ ...s, updatedAt: 0 });
+    const drops = this.o.policy ? this.drops.report() : undefined;
+    if (drops) {
+      s.policyDrops = drops.drops;
+      s.policyDropsCover = drops.cover;
+    }
+    // The drops' interval moves with every reading: only changed drops make a status worth writing.
+    const text = JSON.stringify({ ...s, updatedAt: 0, policyDropsCover: undefined });
     // Renewals republish (the key has the lease's lifetime); otherwise only changes are written.
     if (text === this.lastStatus && !stopped && Date.now() - this.lastPublished < (this.o.leaseTtlSeconds * 1000) / 3) return;
     try {
@@ -560,6 +576,42 @@ export class Agent {
   }
 
   private lastPublished = 0;
+
+  private readonly drops = new RecentDrops(POLICY_DROPS_WINDOW_MS);
+  private dropsTimer: ReturnType<typeof setTimeout> | undefined;
+  private publishedDrops = "";
+  private dropsReadFailed = false;
+
+  /**
+   * Reads the policy rule counters (the table listing the metrics read too) every ~10 s; the
+   * status is republished only when the recent drops changed, so never more often than that.
+   */
+  private scheduleDropsReading(delayMs: number): void {
+    if (this.o.signal.aborted || !this.o.policy) return;
+    const every = Math.max(POLICY_DROPS_EVERY_MS, this.o.policyDropsEveryMs ?? 0);
+    this.dropsTimer = setTimeout(() => {
+      void this.readDrops().finally(() => this.scheduleDropsReading(every));
+    }, delayMs);
+    this.dropsTimer.unref?.();
+  }
+
+  private async readDrops(): Promise<void> {
+    try {
+      const samples = parseRuleCounters((await this.o.policy!.kernel.listing()) ?? "");
+      this.dropsReadFailed = false;
+      this.drops.observe(samples, Date.now());
+    } catch (e) {
+      if (!this.dropsReadFailed) this.o.log(`cannot read the policy rule counters: ${(e as Error).message}`);
+      this.dropsReadFailed = true;
+      return;
+    }
+    const r = this.drops.report();
+    const text = JSON.stringify(r?.drops);
+    if (r && text !== this.publishedDrops) {
+      this.publishedDrops = text;
+      await this.publishStatus();
+    }
+  }
 
   /** For tests and benchmarks: resolves once the kernel matches the current desired state. */
   async settled(): Promise<void> {

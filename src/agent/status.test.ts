@@ -51,6 +51,16 @@ describe("nodeView: the agent's state", () => {
     assert.equal(parseNodeStatus(JSON.stringify({ node: 1 })), undefined);
     assert.deepEqual(parseNodeStatus(JSON.stringify({ node: "n", peers: [] }))?.state, "running");
   });
+  it("policy drops: absent from an older agent's status, read with the interval they cover when present", () => {
+    const old = parseNodeStatus(JSON.stringify({ node: "n", peers: [] }))!;
+    assert.equal(old.policyDrops, undefined);
+    assert.equal(old.policyDropsCover, undefined);
+    const drop = { policy: "NetworkPolicy/a/deny-all", rule: "ingress isolated", packets: 3, bytes: 180, lastSeenAt: 5 };
+    const s = parseNodeStatus(JSON.stringify({ node: "n", peers: [], policyDrops: [drop, { bogus: true }], policyDropsCover: { from: 1, to: 5 } }))!;
+    assert.deepEqual(s.policyDrops, [drop]);
+    assert.deepEqual(s.policyDropsCover, { from: 1, to: 5 });
+    assert.equal(parseNodeStatus(JSON.stringify({ node: "n", peers: [], policyDrops: "nonsense" }))!.policyDrops, undefined);
+  });
 });
 
 describe("peerKernelState: what the reporting node's kernel holds per peer", () => {

@@ -6,6 +6,7 @@ import { VTEP_NAME, type Dataplane, type PeerStatus } from "../dataplane/state.j
 import { cidrCovers, parseCidr } from "../model/ip.js";
 import type { Lease } from "../model/lease.js";
 import type { BgpNodeStatus } from "../bgp/controller.js";
+import { parseDropsCover, parsePolicyDrops, type DropsCover, type PolicyDrop } from "../metrics/policy-drops.js";
 
 /** Whether the kernel of the reporting node holds what its transport to a peer needs. */
 export type PeerKernelState = "programmed" | "pending" | "none";
@@ -37,6 +38,13 @@ export interface NodeStatus {
   stopped?: { at: number; why: string };
   /** The bgp backend: BIRD's sessions as this node's BIRD reports them. */
   bgp?: BgpNodeStatus;
+  /**
+   * Policy enforced: what denying policy rules dropped on this node recently (top 10 by packets),
+   * from the nft counters read every ~10 s. Absent from older agents and before two readings.
+   */
+  policyDrops?: PolicyDrop[];
+  /** The interval `policyDrops` covers (ms since the epoch, the agent's clock). */
+  policyDropsCover?: DropsCover;
 }
 
 /**
@@ -143,6 +151,8 @@ export function parseNodeStatus(value: string): NodeStatus | undefined {
   try {
     const v = JSON.parse(value) as Partial<NodeStatus>;
     if (typeof v.node !== "string" || !Array.isArray(v.peers)) return undefined;
+    const drops = parsePolicyDrops(v.policyDrops);
+    const cover = parseDropsCover(v.policyDropsCover);
     return {
       node: v.node, subnet: String(v.subnet ?? ""), publicIp: String(v.publicIp ?? ""), backend: String(v.backend ?? ""),
       state: v.state === "stopped" || v.state === "waiting" ? v.state : "running", ready: v.ready === true, policy: v.policy === true,
@@ -152,6 +162,8 @@ export function parseNodeStatus(value: string): NodeStatus | undefined {
       ...(typeof v.problem === "string" ? { problem: v.problem } : {}),
       ...(v.stopped && typeof v.stopped.at === "number" ? { stopped: { at: v.stopped.at, why: String(v.stopped.why) } } : {}),
       ...(v.bgp && typeof v.bgp === "object" && Array.isArray(v.bgp.sessions) ? { bgp: v.bgp } : {}),
+      ...(drops ? { policyDrops: drops } : {}),
+      ...(drops && cover ? { policyDropsCover: cover } : {}),
     };
   } catch {
     return undefined;
