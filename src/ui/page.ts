@@ -33,7 +33,7 @@ export const PAGE_HTML = `<!doctype html>
   <h2>Nodes</h2><div id="nodes"></div>
   <h2>Pods</h2><div id="pods"></div>
   <h2>BGP</h2><div id="bgp"></div>
-  <h2>Recent policy drops per rule</h2><div id="drops"></div>
+  <h2>Policy drops (recent)</h2><div id="drops"></div>
   <p class="muted">Legend: green = programmed in the reporting node's kernel, orange = pending, red dashed = unreachable, grey = no kernel report. One arrow per direction, as each node reports it.</p>
 </aside>
 <script src="/vendor/cytoscape.min.js"></script>
@@ -160,7 +160,16 @@ export const PAGE_JS = String.raw`"use strict";
     bgp.appendChild(sessions.length ? table(["node", "peer", "type", "state"], sessions) : el("div", "no node reports BGP sessions (backend " + (net ? net.backend : "?") + ")", "muted"));
     if (t.bgpPeers.length) bgp.appendChild(table(["external peer", "address", "AS", "node"], t.bgpPeers.map(function (p) { return [p.name, p.peerIp, String(p.asNumber), p.node || "(selected nodes)"]; })));
     fill("bgp", bgp);
-    fill("drops", el("div", t.drops.available ? "" : t.drops.note, "muted"));
+    var d = t.drops;
+    if (d.rows.length === 0) fill("drops", el("div", d.note, "muted"));
+    else {
+      var box = el("div");
+      box.appendChild(table(["node", "policy", "rule", "packets", "last seen"], d.rows.map(function (r) {
+        return [r.node, r.policy, r.rule, String(r.packets), r.agoSeconds + " s ago"];
+      })));
+      box.appendChild(el("div", "dropped by denying rules in the last " + d.seconds + " s, as each node's agent reports it (nft counters read every 10 s)", "muted"));
+      fill("drops", box);
+    }
   }
 
   function show(t) {

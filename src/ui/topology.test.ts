@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { topologyFromObjects, DROPS_NOTE } from "./topology.js";
+import { topologyFromObjects, NO_DROPS_REPORTED } from "./topology.js";
 import { CONFIG_KEY, leaseKey, STATUS_PREFIX } from "../model/lease.js";
 
 const NOW = 1_000_000;
@@ -42,7 +42,40 @@ test("nodes carry block, address and agent state; links carry transport and kern
   assert.deepEqual(t.links.map((l) => [l.id, l.transport, l.kernel, l.health]),
     [["node1->node2", "vxlan", "programmed", "ok"], ["node2->node1", "vxlan", "pending", "pending"]]);
   assert.deepEqual(t.network, { cidr: "10.244.0.0/16", backend: "vxlan", subnetLen: 24, mtu: "underlay MTU - 50 (VXLAN)" });
-  assert.deepEqual(t.drops, { available: false, note: DROPS_NOTE });
+  assert.deepEqual(t.drops, { seconds: 0, reporting: [], rows: [], note: NO_DROPS_REPORTED }, "agents that publish no drops (older ones)");
+  assert.ok(t.nodes.every((n) => n.drops === undefined));
+});
+
+test("recent policy drops: per node as its agent reports them, and across nodes newest first, then most packets", () => {
+  const drop = (policy: string, packets: number, lastSeenAt: number) => ({ policy, rule: "ingress isolated", packets, bytes: packets * 60, lastSeenAt });
+  const t = topologyFromObjects([
+    config,
+    lease("node1", "10.244.1.0/24", "192.168.0.11"),
+    lease("node2", "10.244.2.0/24", "192.168.0.12"),
+    status("node1", "10.244.1.0/24", [], { policyDrops: [drop("NetworkPolicy/a/deny-all", 9, NOW - 20_000)], policyDropsCover: { from: NOW - 60_000, to: NOW - 5000 } }),
+    status("node2", "10.244.2.0/24", [], {
+      policyDrops: [drop("NetworkPolicy/b/deny-all", 2, NOW - 5000), drop("GlobalTrellisPolicy/dev-not-to-prod", 7, NOW - 5000)],
+      policyDropsCover: { from: NOW - 45_000, to: NOW - 5000 },
+    }),
+  ], NOW);
+  assert.deepEqual(t.nodes[0]!.drops, {
+    seconds: 55, rules: [{ policy: "NetworkPolicy/a/deny-all", rule: "ingress isolated", packets: 9, bytes: 540, lastSeenAt: NOW - 20_000, agoSeconds: 20 }],
+  });
+  assert.deepEqual(t.drops.rows.map((r) => [r.node, r.policy, r.packets, r.agoSeconds]), [
+    ["node2", "GlobalTrellisPolicy/dev-not-to-prod", 7, 5],
+    ["node2", "NetworkPolicy/b/deny-all", 2, 5],
+    ["node1", "NetworkPolicy/a/deny-all", 9, 20],
+  ]);
+  assert.deepEqual([t.drops.seconds, t.drops.reporting, t.drops.note], [55, ["node1", "node2"], ""]);
+});
+
+test("no recent drops on nodes that report them: \"none in the last N s\"", () => {
+  const t = topologyFromObjects([
+    config, lease("node1", "10.244.1.0/24", "192.168.0.11"),
+    status("node1", "10.244.1.0/24", [], { policyDrops: [], policyDropsCover: { from: NOW - 60_000, to: NOW } }),
+  ], NOW);
+  assert.deepEqual(t.nodes[0]!.drops, { seconds: 60, rules: [] });
+  assert.deepEqual(t.drops, { seconds: 60, reporting: ["node1"], rows: [], note: "none in the last 60 s" });
 });
 
 test("pods come from endpoints, labels from the stored Pod (none when there is no Pod object)", () => {

@@ -39,6 +39,19 @@ export interface TopologyNode {
   /** BIRD's sessions as this node reports them (bgp backend only). */
   bgp?: { asNumber: number; routerId: string; configError?: string; sessions: TopologyBgpSession[] };
   pods: TopologyPod[];
+  /** What denying policy rules dropped on this node recently, as its agent reports it (absent: not reported). */
+  drops?: { seconds: number; rules: TopologyDrop[] };
+}
+
+/** One denying policy rule's recent drops on a node. */
+export interface TopologyDrop {
+  policy: string;
+  rule: string;
+  packets: number;
+  bytes: number;
+  lastSeenAt: number;
+  /** Seconds between the last reading that saw drops and the snapshot. */
+  agoSeconds: number;
 }
 
 /** "problem": the reporting node says the peer is unreachable, or its kernel does not hold the path yet. */
@@ -71,13 +84,36 @@ export interface Topology {
   bgpPeers: Array<{ name: string; peerIp: string; asNumber: number; node?: string }>;
   /** Pods attached on nodes that hold no lease (left over, or their node was removed). */
   orphanPods: Array<TopologyPod & { node: string }>;
-  /** Recent policy drops per rule: not published by the agents yet. */
-  drops: { available: false; note: string };
+  /**
+   * Recent policy drops per rule across nodes, newest first then most packets. `seconds`: the
+   * longest interval any node's report covers; `reporting`: the nodes that publish drops; `note`:
+   * what to say when there are none.
+   */
+  drops: { seconds: number; reporting: string[]; rows: Array<TopologyDrop & { node: string }>; note: string };
   /** Objects that could not be read, with why: shown, not fatal. */
   problems: string[];
 }
 
-export const DROPS_NOTE = "not available yet (needs agent metrics)";
+/** What the drops panel says when no node reports policy drops at all. */
+export const NO_DROPS_REPORTED = "no node reports policy drops (policy not enforced, an older agent, or its first counter readings are not done yet)";
+
+function dropsOf(st: NodeStatus | undefined, now: number): TopologyNode["drops"] {
+  if (!st?.policyDrops) return undefined;
+  const seconds = st.policyDropsCover ? Math.max(0, Math.round((st.policyDropsCover.to - st.policyDropsCover.from) / 1000)) : 0;
+  return {
+    seconds,
+    rules: st.policyDrops.map((d) => ({ policy: d.policy, rule: d.rule, packets: d.packets, bytes: d.bytes, lastSeenAt: d.lastSeenAt, agoSeconds: Math.max(0, Math.round((now - d.lastSeenAt) / 1000)) })),
+  };
+}
+
+function allDrops(nodes: readonly TopologyNode[]): Topology["drops"] {
+  const reporting = nodes.filter((n) => n.drops).map((n) => n.name);
+  const seconds = Math.max(0, ...nodes.map((n) => n.drops?.seconds ?? 0));
+  const rows = nodes.flatMap((n) => (n.drops?.rules ?? []).map((d) => ({ node: n.name, ...d })))
+    .sort((a, b) => b.lastSeenAt - a.lastSeenAt || b.packets - a.packets || byName(a.node, b.node) || a.policy.localeCompare(b.policy) || a.rule.localeCompare(b.rule));
+  const note = rows.length > 0 ? "" : reporting.length > 0 ? `none in the last ${seconds} s` : NO_DROPS_REPORTED;
+  return { seconds, reporting, rows, note };
+}
 
 function mtuText(c: NetworkConfig): string {
   if (c.backend.mtu) return String(c.backend.mtu);
@@ -144,6 +180,7 @@ export function topologyFromObjects(kvs: Iterable<{ key: string; value: string }
   const nodeNames = new Set(views.map((v) => v.name));
   const nodes: TopologyNode[] = views.map((v) => {
     const bgp = statuses.get(v.name)?.bgp;
+    const drops = dropsOf(statuses.get(v.name), now);
     return {
       name: v.name, subnet: v.subnet, publicIp: v.publicIp, backend: v.backend, agent: v.agent, agentDetail: v.agentDetail,
       ...(v.policy !== undefined ? { policy: v.policy } : {}),
@@ -155,6 +192,7 @@ export function topologyFromObjects(kvs: Iterable<{ key: string; value: string }
         },
       } : {}),
       pods: podsOn.get(v.name) ?? [],
+      ...(drops ? { drops } : {}),
     };
   });
 
@@ -173,6 +211,6 @@ export function topologyFromObjects(kvs: Iterable<{ key: string; value: string }
 
   return {
     ...(config ? { network: { cidr: config.network, backend: config.backend.type, subnetLen: config.subnetLen, mtu: mtuText(config) } } : {}),
-    nodes, links, bgpPeers, orphanPods, drops: { available: false, note: DROPS_NOTE }, problems,
+    nodes, links, bgpPeers, orphanPods, drops: allDrops(nodes), problems,
   };
 }
