@@ -3,7 +3,9 @@
 // assertions are about what cytoscape has drawn (window.__cy): the nodes and their blocks are
 // those of `lab status`, the links and their transports those every node reports (`nodes -o
 // json`); when a node is removed from the datastore it disappears from the open page, with no
-// reload (server-sent events). A screenshot is left in test-artifacts/ui-topology.png.
+// reload (server-sent events); a deny-all NetworkPolicy and a blocked probe show up under "Policy
+// drops (recent)" (the agent's status carries its recent drops). A screenshot is left in
+// test-artifacts/ui-topology.png.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -13,6 +15,7 @@ import { after, before, describe, test } from "node:test";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { labSkip, TestLab } from "../helpers/lab.js";
 import { TRELLIS_CLI } from "../helpers/netns.js";
+import { probeOnce } from "../helpers/policy.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = path.resolve(path.dirname(TRELLIS_CLI), "..", "test-artifacts");
@@ -111,12 +114,40 @@ describe("trellis ui shows the lab's topology and follows it live (3 nodes, embe
       const label = d.nodes.find((x) => x.name === n.name)!.label;
       assert.ok(label.includes(n.subnet) && label.includes(n.ip), `${n.name}'s label "${label}" shows ${n.subnet} and ${n.ip}`);
     }
-    assert.match(d.drops, /not available yet \(needs agent metrics\)/);
+    assert.doesNotMatch(d.drops, /needs agent metrics/);
+    assert.match(d.drops, /none in the last \d+ s|no node reports policy drops/, "no policy, no drops");
     // Pods with their node, as the page lists them.
     const podsText = await page.$eval("#pods", (e) => e.textContent ?? "");
     for (const p of status.pods) assert.ok(podsText.includes(p.name) && podsText.includes(p.ip), `the pod list shows ${p.name} ${p.ip}`);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, "ui-topology.png") });
+  });
+
+  test("a packet dropped by a deny-all NetworkPolicy shows under policy drops with its node, policy and rule", async () => {
+    const from = lab.podOn("node1");
+    const to = lab.podOn("node2");
+    const policy = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "deny-all", namespace: to.namespace }, spec: { podSelector: {}, policyTypes: ["Ingress"] } };
+    lab.apply([policy]);
+    try {
+      // Probes keep coming until the page shows the drop: the agent reads its counters every ~10 s.
+      const text = await eventually("the page lists node2's drop on the deny-all policy", async () => {
+        probeOnce(from.netns, to.ip, 8080, "TCP");
+        const rows = await page.$$eval("#drops tr", (trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent ?? "")));
+        const row = rows.find((r) => r[0] === "node2" && r[1] === `NetworkPolicy/${to.namespace}/deny-all`);
+        assert.ok(row, `drops panel: ${JSON.stringify(rows)} / ${(await drawn(page)).drops}`);
+        return row;
+      }, 120_000);
+      assert.equal(text[2], "ingress isolated");
+      assert.ok(Number(text[3]) > 0, `packets ${text[3]}`);
+      assert.match(text[4]!, /^\d+ s ago$/);
+      assert.equal(probeOnce(from.netns, to.ip, 8080, "TCP"), false, "the probe is denied");
+      const model = await page.evaluate(() => (window as unknown as { __trellisTopology: { nodes: Array<{ name: string; drops?: { rules: Array<{ policy: string }> } }> } }).__trellisTopology);
+      assert.ok(model.nodes.find((n) => n.name === "node2")?.drops?.rules.some((r) => r.policy === `NetworkPolicy/${to.namespace}/deny-all`));
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: path.join(ARTIFACTS, "ui-policy-drops.png") });
+    } finally {
+      lab.deleteObjects([policy]);
+    }
   });
 
   test("a removed node disappears from the open page without a reload", async () => {
