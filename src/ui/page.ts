@@ -165,14 +165,20 @@ export const PAGE_JS = String.raw`"use strict";
     else {
       var box = el("div");
       box.appendChild(table(["node", "policy", "rule", "packets", "last seen"], d.rows.map(function (r) {
-        return [r.node, r.policy, r.rule, String(r.packets), r.agoSeconds + " s ago"];
+        return [r.node, r.policy, r.rule, String(r.packets), (r.agoSeconds + Math.round((Date.now() - receivedAt) / 1000)) + " s ago"];
       })));
       box.appendChild(el("div", "dropped by denying rules in the last " + d.seconds + " s, as each node's agent reports it (nft counters read every 10 s)", "muted"));
       fill("drops", box);
     }
   }
 
+  // Ages in the drops panel count on between snapshots (the model's are as of the snapshot).
+  var receivedAt = Date.now(), last;
+  setInterval(function () { if (last && last.drops.rows.length) panels(last); }, 5000);
+
   function show(t) {
+    receivedAt = Date.now();
+    last = t;
     window.__trellisTopology = t;
     draw(t);
     panels(t);
