@@ -260,8 +260,9 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
     const st = cluster.statuses.get(name);
     const ttlMs = st?.leaseTtlSeconds ? st.leaseTtlSeconds * 1000 : lease ? Math.max(0, lease.expiresAt - lease.renewedAt) : 0;
     const ns = nodeNetns(name);
+    if (st || !readHere(name)) reported.set(name, { ttlMs, ...(st ? { status: st } : {}), ...(lease ? { renewedAt: lease.renewedAt } : {}) });
     if (ns === null && !readHere(name)) {
-      reported.set(name, { ttlMs, ...(st ? { status: st } : {}), ...(lease ? { renewedAt: lease.renewedAt } : {}) });
+      // judged from its report (above)
     } else if (ns === null) {
       notChecked.push(req.lab ? `${name}'s kernel (not a node of lab ${req.lab.plan.name})` : `${name}'s kernel (not this node)`);
     } else {

@@ -84,3 +84,23 @@ export function reportedRouteHop(node: string, peer: string, peerLease: Lease | 
   }
   return { hop, status: "unknown", detail: `${node} reports no kernel state for ${peer}'s block ${p.subnet} (${p.transport}, kernel ${p.kernel ?? "not said"})`, evidence };
 }
+
+/**
+ * In a lab, where `node`'s kernel is read as well: does its agent's report agree with the kernel
+ * read? Undefined when there is no current report about `peer` to compare. A disagreement is a
+ * warning (the report is as of the agent's last sync: a change since shows at its next one).
+ */
+export function crossCheckHop(node: string, peer: string, kernelOk: boolean, r: ReportedNode, now: number): ReportedHop | undefined {
+  if (unusable(node, r, now) || !r.status || r.status.state === "stopped") return undefined;
+  const p = r.status.peers.find((x) => x.node === peer);
+  if (!p || (p.kernel !== "programmed" && p.kernel !== "pending")) return undefined;
+  const hop = `report ${node} -> ${peer}`;
+  const evidence = reportedBy(node, r.status, now);
+  if ((p.kernel === "programmed") === kernelOk) return { hop, status: "ok", detail: `${node}'s agent reports the same (${p.kernel})`, evidence };
+  return {
+    hop, status: "warn", evidence,
+    detail: kernelOk
+      ? `${node}'s agent reports its route to ${peer} pending, but its kernel holds it (its last sync failed, or it has not synced since)`
+      : `${node}'s agent reports its route to ${peer} programmed as of its last sync, but its kernel does not hold it now: changed since (its next sync repairs it)`,
+  };
+}

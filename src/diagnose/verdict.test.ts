@@ -277,4 +277,25 @@ describe("diagnose verdict with the other node's facts from its published status
     assert.equal(diagnose(p.f).verdict, "REACHABLE");
     assert.equal(diagnose(p.f).hops.find((h) => h.hop === "route node2 -> node1")!.evidence, "kernel");
   });
+
+  it("in a lab the report is cross-checked against the kernel: agreement ok, disagreement a warning", () => {
+    const status = (kernel: "programmed" | "pending"): NodeStatus => ({
+      node: "node2", subnet: "10.244.2.0/24", publicIp: "10.99.1.12", backend: "vxlan", state: "running", ready: true, policy: true, leaseTtlSeconds: 10,
+      peers: [{ node: "node1", subnet: "10.244.1.0/24", publicIp: "10.99.1.11", transport: "vxlan", kernel }], updatedAt: NOW - 1000,
+    });
+    const p = pair();
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("programmed") }]]);
+    let v = diagnose(p.f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.equal(hop(v, "report node2 -> node1").status, "ok");
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("pending") }]]);
+    v = diagnose(p.f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.match(hop(v, "report node2 -> node1").detail, /reports its route to node1 pending, but its kernel holds it/);
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("programmed") }]]);
+    p.n2.dataplane!.routes = [];
+    v = diagnose(p.f);
+    assert.match(v.summary, /^BROKEN: reply: node2 has no route to node1's block/);
+    assert.equal(hop(v, "report node2 -> node1").status, "warn");
+  });
 });

@@ -12,7 +12,7 @@ import { VTEP_NAME } from "../dataplane/state.js";
 import { VXLAN_OVERHEAD } from "../model/network.js";
 import type { LinkView, RouteDecision } from "../kernel/inspect.js";
 import { diagnosePath, type Hop, type PathFacts } from "./path.js";
-import { reportedAgentHop, reportedRouteHop, type HopStatus, type ReportedNode } from "./reported.js";
+import { crossCheckHop, reportedAgentHop, reportedRouteHop, type HopStatus, type ReportedNode } from "./reported.js";
 
 export type { HopStatus, ReportedNode };
 
@@ -90,8 +90,9 @@ export interface DiagnoseFacts {
   /** Hops the gatherer could not reach at all, said as such ("node2's kernel (not this node; no agent API yet)"). */
   notChecked: string[];
   /**
-   * Nodes whose kernel is not read here, judged from their agents' published status instead
-   * (reported.ts). A node both read and reported (a lab) is judged from its kernel.
+   * Each node's agent's published status (reported.ts). A node whose kernel is not read here is
+   * judged from it; a node both read and reported (a lab) is judged from its kernel, and the
+   * report is cross-checked against it.
    */
   reported?: ReadonlyMap<string, ReportedNode>;
   /** Where the agent hops' evidence came from when not from a report ("lab process and its status"). */
@@ -193,7 +194,7 @@ export function mtuHop(facts: DiagnoseFacts): DiagnoseHop {
     if (vxlan && v && v.mtu < podMtu) warn.push(`${n}'s ${v.name} MTU ${v.mtu} is below pod MTU ${podMtu}: larger packets need path-MTU discovery`);
   }
   if (warn.length) return { hop, status: "warn", detail: `${warn.join("; ")} (${parts.join("; ")})` };
-  const remote = nodes.filter((n) => !facts.nodeNet.get(n)?.underlay && facts.reported?.has(n));
+  const remote = nodes.filter((n) => !facts.nodeNet.has(n) && facts.reported?.has(n));
   if (unknown.length && remote.length === unknown.length) {
     return { hop, status: "unknown", notHere: remote.join(", "), detail: `MTU: ${parts.join("; ")}; not checked: ${unknown.join(", ")} (on ${remote.join(", ")}: its agent does not report it)` };
   }
@@ -224,6 +225,7 @@ function evidenceOf(h: DiagnoseHop, facts: DiagnoseFacts): string {
   if (h.hop.startsWith("lease ")) return "datastore (lease)";
   if (h.hop === "policy") return "policy model (datastore)";
   if (h.hop.startsWith("probe")) return "test packet";
+  if (h.hop === "mtu" && h.notHere) return "kernel (this node only)";
   if (h.status === "unknown") return "not read";
   if (h.hop.startsWith("pod ")) return h.detail.startsWith("CNI CHECK") ? "CNI CHECK" : "kernel (pod's namespace)";
   return "kernel";
@@ -256,6 +258,14 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
     if (route && h.ok === undefined && remote(route[1]!)) {
       const r = reportedRouteHop(route[1]!, route[2]!, facts.path.nodes.get(route[2]!)?.lease, remote(route[1]!)!, facts.path.now);
       hops.push(h.detail.startsWith("reply: ") ? { ...r, detail: `reply: ${r.detail}` } : r);
+      continue;
+    }
+    const rep = route && h.ok !== undefined ? facts.reported?.get(route[1]!) : undefined;
+    if (rep) {
+      // Read from the kernel and reported too (a lab): the report cross-checked against the kernel.
+      hops.push({ hop: h.hop, status: statusOf(h), detail: h.detail });
+      const x = crossCheckHop(route![1]!, route![2]!, h.ok === true, rep, facts.path.now);
+      if (x) hops.push(x);
       continue;
     }
     const fwd = /^forwarding (.+)$/.exec(h.hop)?.[1];
