@@ -20,6 +20,10 @@ export const DIAGNOSE_EXIT = { REACHABLE: 0, BROKEN: 1, UNKNOWN: 2 } as const;
  */
 function labOfReexec(g: GlobalOptions): LabState | undefined {
   if (process.env.TRELLIS_IN_LAB !== "1" || !g.datastore) return undefined;
+  // By name: etcd labs all serve on the same control address, so two running at once (another
+  // worktree's tests) share a datastore URL and the URL alone may find the wrong lab.
+  const named = process.env.TRELLIS_LAB_NAME ? readState(process.env.TRELLIS_LAB_NAME) : undefined;
+  if (named?.datastoreUrl === g.datastore) return named;
   return listLabs().map((n) => readState(n)).find((s) => s?.datastoreUrl === g.datastore);
 }
 
