@@ -2,8 +2,9 @@
 // their leases and agent status as `trellis nodes` shows them, the network config, the policy
 // model as `policy explain` sees it), then the kernels. In a lab every node and pod namespace is
 // known and read by path (nsenter --net=/run/netns/..., which works from any namespace, also from
-// the lab's control namespace after the `--lab` re-exec). On a real cluster only this node's
-// kernel is read; everything else is listed as not checked — never guessed.
+// the lab's control namespace after the `--lab` re-exec). On a real cluster (or with
+// `--local-node` in a lab) only this node's kernel is read; every other node is judged from the
+// status its agent published (reported.ts) — never guessed.
 import * as os from "node:os";
 import type { Datastore } from "../datastore/types.js";
 import { readNodes, type NodeRow } from "../cli/cluster.js";

@@ -2,6 +2,8 @@
 // kind on its own — route, FDB or neighbour entry missing, agent stopped, lease expired, policy
 // drop, MTU black hole, pod interface down, test packet unanswered — is named on the first line.
 // A pair whose kernels could not be read is UNKNOWN, listing what was not checked, never REACHABLE.
+// A node not read here is judged from its agent's published status: programmed, pending, stale,
+// missing, stopped (and cross-checked against its kernel where both are known).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { desiredState, vtepMacFor } from "../backends/desired.js";

@@ -87,7 +87,7 @@ export interface DiagnoseFacts {
   toNet?: PodNetFacts;
   nodeNet: ReadonlyMap<string, NodeNetFacts>;
   probe?: ProbeFacts;
-  /** Hops the gatherer could not reach at all, said as such ("node2's kernel (not this node; no agent API yet)"). */
+  /** Hops the gatherer could not reach at all, said as such ("node3's kernel (not a node of lab L)"). */
   notChecked: string[];
   /**
    * Each node's agent's published status (reported.ts). A node whose kernel is not read here is
