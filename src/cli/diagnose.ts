@@ -20,6 +20,10 @@ export const DIAGNOSE_EXIT = { REACHABLE: 0, BROKEN: 1, UNKNOWN: 2 } as const;
  */
 function labOfReexec(g: GlobalOptions): LabState | undefined {
   if (process.env.TRELLIS_IN_LAB !== "1" || !g.datastore) return undefined;
+  // By name: etcd labs all serve on the same control address, so two running at once (another
+  // worktree's tests) share a datastore URL and the URL alone may find the wrong lab.
+  const named = process.env.TRELLIS_LAB_NAME ? readState(process.env.TRELLIS_LAB_NAME) : undefined;
+  if (named?.datastoreUrl === g.datastore) return named;
   return listLabs().map((n) => readState(n)).find((s) => s?.datastoreUrl === g.datastore);
 }
 
@@ -31,14 +35,17 @@ export function diagnoseCommand(globals: () => GlobalOptions): Command {
     .option("--port <port/proto>", "destination port, e.g. 80/TCP (default: ICMP)")
     .option("--probe", "also send a test packet from the source pod (lab only)", false)
     .option("--node <name>", "outside a lab: this node's name (default: the hostname)")
+    .option("--local-node <name>", "act as if run on this node of a real cluster: read only its kernel (in a lab: through the lab), every other node from its agent's published status")
     .addOption(new Option("-o, --output <format>", "output format").choices(["text", "json", "yaml"]).default("text"))
-    .action(async (o: { from: string; to: string; port?: string; probe: boolean; node?: string; output: string }) => {
+    .action(async (o: { from: string; to: string; port?: string; probe: boolean; node?: string; localNode?: string; output: string }) => {
       const port = o.port !== undefined ? parsePort(o.port) : undefined;
       const g = globals();
       const lab = g.lab ? requireState(g.lab) : labOfReexec(g);
+      // --node names this machine outside a lab; --local-node also makes a lab act like a real cluster.
+      const local = o.localNode ?? (lab ? undefined : o.node);
       const cluster = await withStore(g, (s) => readClusterFacts(s, (w) => process.stderr.write(`warning: ${w}\n`)));
       const facts = await gatherDiagnoseFacts({
-        from: o.from, to: o.to, ...(port ? { port } : {}), probe: o.probe, ...(lab ? { lab } : {}), ...(o.node ? { localNode: o.node } : {}),
+        from: o.from, to: o.to, ...(port ? { port } : {}), probe: o.probe, ...(lab ? { lab } : {}), ...(local ? { localNode: local } : {}),
         trellisBin: selfExecutable(defaultCniBinDir()), now: Date.now(),
       }, cluster);
       const v = diagnose(facts);

@@ -23,7 +23,7 @@ function reexecInLab(argv: string[]): number | undefined {
   const state = readState(argv[i + 1] ?? "");
   if (!state?.datastoreUrl || !(state.datastoreUrl.startsWith("etcd") || state.datastoreUrl === "kubernetes")) return undefined;
   const args = [...argv.slice(2, i), ...datastoreArgs(state), ...argv.slice(i + 2)];
-  return execAttachedIn(state.plan.controlNetns, selfExecutable(defaultCniBinDir()), args, { ...process.env, TRELLIS_IN_LAB: "1" });
+  return execAttachedIn(state.plan.controlNetns, selfExecutable(defaultCniBinDir()), args, { ...process.env, TRELLIS_IN_LAB: "1", TRELLIS_LAB_NAME: state.plan.name });
 }
 
 /** Compiled in by scripts/build.mjs: "0.1.0 (commit 1a2b3c4d5e6f)". */

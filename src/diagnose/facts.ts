@@ -2,8 +2,9 @@
 // their leases and agent status as `trellis nodes` shows them, the network config, the policy
 // model as `policy explain` sees it), then the kernels. In a lab every node and pod namespace is
 // known and read by path (nsenter --net=/run/netns/..., which works from any namespace, also from
-// the lab's control namespace after the `--lab` re-exec). On a real cluster only this node's
-// kernel is read; everything else is listed as not checked — never guessed.
+// the lab's control namespace after the `--lab` re-exec). On a real cluster (or with
+// `--local-node` in a lab) only this node's kernel is read; every other node is judged from the
+// status its agent published (reported.ts) — never guessed.
 import * as os from "node:os";
 import type { Datastore } from "../datastore/types.js";
 import { readNodes, type NodeRow } from "../cli/cluster.js";
@@ -12,7 +13,9 @@ import { runAsync, KernelError } from "../kernel/exec.js";
 import { linkCounters, pingDf, readLinks, readSysctl, routeGet, type LinkView } from "../kernel/inspect.js";
 import { netnsPath, processAlive } from "../kernel/netns.js";
 import { VTEP_NAME } from "../dataplane/state.js";
-import { CONFIG_KEY, LEASE_PREFIX, parseLease, type Lease } from "../model/lease.js";
+import { CONFIG_KEY, LEASE_PREFIX, STATUS_PREFIX, parseLease, type Lease } from "../model/lease.js";
+import { parseNodeStatus, type NodeStatus } from "../agent/status.js";
+import type { ReportedNode } from "./reported.js";
 import { validateNetworkConfig, type NetworkConfig } from "../model/network.js";
 import { evaluate, PolicyIndex } from "../policy/evaluate.js";
 import type { Endpoint, PolicyModel, Protocol } from "../policy/model.js";
@@ -27,12 +30,19 @@ export interface ClusterFacts {
   nodes: NodeRow[];
   config?: NetworkConfig;
   model: PolicyModel;
+  /** Each agent's published status (status/<node>), by node. */
+  statuses: Map<string, NodeStatus>;
 }
 
 export async function readClusterFacts(s: Datastore, warn: (line: string) => void = () => undefined): Promise<ClusterFacts> {
-  const [nodes, cfg, objects, leases] = await Promise.all([
-    readNodes(s), s.get(CONFIG_KEY), Promise.all(OBJECT_PREFIXES.map((p) => s.list(p))), s.list(LEASE_PREFIX),
+  const [nodes, cfg, objects, leases, statusKvs] = await Promise.all([
+    readNodes(s), s.get(CONFIG_KEY), Promise.all(OBJECT_PREFIXES.map((p) => s.list(p))), s.list(LEASE_PREFIX), s.list(STATUS_PREFIX),
   ]);
+  const statuses = new Map<string, NodeStatus>();
+  for (const kv of statusKvs.items) {
+    const st = parseNodeStatus(kv.value);
+    if (st) statuses.set(st.node, st);
+  }
   const model = modelFromObjects(objects.flatMap((r) => r.items), (key, why) => warn(`ignoring ${key}: ${why}`));
   model.nodes = leases.items.map((kv) => parseLease(kv.key, kv.value)).filter((l) => l !== undefined).map((l) => ({ name: l.node, ips: [l.publicIp] }));
   let config: NetworkConfig | undefined;
@@ -41,7 +51,7 @@ export async function readClusterFacts(s: Datastore, warn: (line: string) => voi
   } catch {
     config = undefined;
   }
-  return { nodes, model, ...(config ? { config } : {}) };
+  return { nodes, model, statuses, ...(config ? { config } : {}) };
 }
 
 export interface DiagnoseRequest {
@@ -51,7 +61,11 @@ export interface DiagnoseRequest {
   probe: boolean;
   /** The lab, when diagnosing one (every namespace known). */
   lab?: LabState;
-  /** Outside a lab: this node's name (its kernel is the only one read). */
+  /**
+   * Outside a lab: this node's name (its kernel is the only one read; default the hostname). In a
+   * lab: act as if run on this node of a real cluster — read its kernel and its pods through the
+   * lab, every other node only from its agent's published status.
+   */
   localNode?: string;
   /** The trellis executable (runs the prober inside the source pod). */
   trellisBin: string;
@@ -216,11 +230,16 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
   const target = resolveTarget(model, req.to);
   const packet = req.port ? `${req.port.port}/${req.port.protocol}` : "ICMP";
   const notChecked: string[] = [];
+  // Which nodes' kernels are read here: every node of a lab, else only the local one.
+  const here = req.lab && !req.localNode ? undefined : req.localNode ?? os.hostname();
+  const readHere = (node: string): boolean => here === undefined || node === here;
   const labPod = (ep: Endpoint): { netns: string; ifname: string } | undefined => {
+    if (!readHere(ep.node)) return undefined;
     const p = req.lab?.plan.pods.find((x) => x.namespace === ep.namespace && x.name === ep.pod);
     return p ? { netns: netnsPath(p.netns), ifname: p.ifname } : undefined;
   };
   const nodeNetns = (node: string): string | undefined | null => {
+    if (!readHere(node)) return null;
     if (req.lab) {
       const n = req.lab.plan.nodes.find((x) => x.name === node);
       return n ? netnsPath(n.netns) : null;
@@ -231,14 +250,22 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
   const nodeNames = [src.node, ...(target.endpoint && target.endpoint.node !== src.node ? [target.endpoint.node] : [])];
   const nodes = new Map<string, NodeFacts>();
   const nodeNet = new Map<string, NodeNetFacts>();
+  const reported = new Map<string, ReportedNode>();
   for (const name of nodeNames) {
     const row = cluster.nodes.find((r) => r.name === name);
-    const f: NodeFacts = { name, ...(row ? { lease: leaseOf(row) } : {}) };
-    const agent = agentOf(row, req.lab, name);
+    const lease = row && row.subnet !== "-" ? leaseOf(row) : undefined;
+    const f: NodeFacts = { name, ...(lease ? { lease } : {}) };
+    const agent = agentOf(row, readHere(name) ? req.lab : undefined, name);
     if (agent) f.agent = agent;
+    // Every node's own report is kept: for a node not read here it stands in for its kernel.
+    const st = cluster.statuses.get(name);
+    const ttlMs = st?.leaseTtlSeconds ? st.leaseTtlSeconds * 1000 : lease ? Math.max(0, lease.expiresAt - lease.renewedAt) : 0;
     const ns = nodeNetns(name);
-    if (ns === null) {
-      notChecked.push(req.lab ? `${name}'s kernel (not a node of lab ${req.lab.plan.name})` : `${name}'s kernel (not this node; no agent API yet)`);
+    if (st || !readHere(name)) reported.set(name, { ttlMs, ...(st ? { status: st } : {}), ...(lease ? { renewedAt: lease.renewedAt } : {}) });
+    if (ns === null && !readHere(name)) {
+      // judged from its report (above)
+    } else if (ns === null) {
+      notChecked.push(req.lab ? `${name}'s kernel (not a node of lab ${req.lab.plan.name})` : `${name}'s kernel (not this node)`);
     } else {
       const dst = name === src.node ? target.ip : src.ips[0]!;
       const { facts, net } = await readNodeKernel(name, ns, row, config, dst);
@@ -251,6 +278,7 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
   const podNet = (ep: Endpoint, peerIp: string): PodNetFacts => {
     const where = labPod(ep);
     if (where) return readPodNet(where.netns, where.ifname, peerIp);
+    if (!readHere(ep.node)) return { ifname: ep.ifname, error: `on ${ep.node}, not this node`, attached: { node: ep.node, hostIf: ep.hostIf, ips: ep.ips } };
     return { ifname: ep.ifname, error: req.lab ? "not a pod of the lab" : "outside a lab the pod's namespace path is not known (no CRI access)" };
   };
   const fromNet = podNet(src, target.ip);
@@ -278,7 +306,7 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
         probe.fullSize = { bytes: mtu, answered: r.answered, ...(r.error ? { error: r.error } : {}) };
       }
     }
-    else notChecked.push(`test packet (${fromPod.name}'s namespace is not known outside a lab)`);
+    else notChecked.push(`test packet (${fromPod.name}'s namespace is ${readHere(src.node) ? "not known outside a lab" : `on ${src.node}, not this node`})`);
   }
 
   return {
@@ -290,5 +318,6 @@ export async function gatherDiagnoseFacts(req: DiagnoseRequest, cluster: Cluster
     },
     target: { label: target.label, ip: target.ip }, packet,
     fromNet, ...(toNet ? { toNet } : {}), nodeNet, ...(probe ? { probe } : {}), notChecked,
+    ...(reported.size ? { reported } : {}), agentsFrom: req.lab ? "its process (lab) and its status" : "datastore (its status and lease)",
   };
 }

@@ -2,12 +2,15 @@
 // kind on its own — route, FDB or neighbour entry missing, agent stopped, lease expired, policy
 // drop, MTU black hole, pod interface down, test packet unanswered — is named on the first line.
 // A pair whose kernels could not be read is UNKNOWN, listing what was not checked, never REACHABLE.
+// A node not read here is judged from its agent's published status: programmed, pending, stale,
+// missing, stopped (and cross-checked against its kernel where both are known).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { desiredState, vtepMacFor } from "../backends/desired.js";
 import type { ActualDataplane } from "../dataplane/diff.js";
 import type { Lease } from "../model/lease.js";
 import { validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import type { NodeStatus } from "../agent/status.js";
 import type { NodeFacts } from "./path.js";
 import { diagnose, lastSeen, mtuHop, renderDiagnosis, type DiagnoseFacts, type NodeNetFacts, type PodNetFacts } from "./verdict.js";
 
@@ -182,5 +185,119 @@ describe("diagnose verdict", () => {
     p.f.fromNet = { ifname: "eth0", error: "not read" };
     p.n2.agent = { running: false, detail: "not renewing" };
     assert.match(diagnose(p.f).summary, /^BROKEN: agent on node2 is not running \(not renewing\)/);
+  });
+});
+
+/** node1 read from its kernel; node2 only from its agent's published status (a real cluster, as seen from node1). */
+function remotePair(status: Partial<NodeStatus> | undefined): { f: DiagnoseFacts; n2: NodeFacts } {
+  const p = pair();
+  delete p.n2.dataplane;
+  delete p.n2.forwarding;
+  delete p.n2.underlay;
+  (p.f.nodeNet as Map<string, NodeNetFacts>).delete("node2");
+  delete p.f.probe;
+  p.f.toNet = { ifname: "eth0", error: "on node2, not this node", attached: { node: "node2", hostIf: "trl1234", ips: ["10.244.2.2"] } };
+  const st: NodeStatus | undefined = status && {
+    node: "node2", subnet: "10.244.2.0/24", publicIp: "10.99.1.12", backend: "vxlan", state: "running", ready: true, policy: true, leaseTtlSeconds: 10,
+    peers: [{ node: "node1", subnet: "10.244.1.0/24", publicIp: "10.99.1.11", transport: "vxlan", kernel: "programmed" }], updatedAt: NOW - 4000, ...status,
+  };
+  p.f.reported = new Map([["node2", { ttlMs: 10_000, renewedAt: NOW - 45_000, ...(st ? { status: st } : {}) }]]);
+  return { f: p.f, n2: p.n2 };
+}
+
+describe("diagnose verdict with the other node's facts from its published status", () => {
+  const hop = (v: ReturnType<typeof diagnose>, name: string) => v.hops.find((h) => h.hop === name)!;
+
+  it("programmed: REACHABLE, node2's hops say they were reported by its agent, its pod, forwarding and MTU are listed as only checkable there", () => {
+    const v = diagnose(remotePair({}).f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.equal(hop(v, "agent node2").status, "ok");
+    assert.equal(hop(v, "agent node2").evidence, "reported by node2's agent 4 s ago");
+    const back = hop(v, "route node2 -> node1");
+    assert.equal(back.status, "ok");
+    assert.equal(back.detail, "reply: node2 reports its route/FDB/neighbour entries to node1's block 10.244.1.0/24 programmed in its kernel (vxlan, as of its last sync)");
+    assert.equal(back.evidence, "reported by node2's agent 4 s ago");
+    assert.equal(hop(v, "route node1 -> node2").evidence, "kernel");
+    assert.equal(hop(v, "pod prod/api").status, "unknown");
+    assert.match(hop(v, "pod prod/api").detail, /attached on node2 \(host side trl1234, 10\.244\.2\.2\); its namespace: not checked \(on node2\)/);
+    assert.deepEqual(v.outOfReach, ["pod prod/api (on node2)", "forwarding node2 (on node2)", "mtu (on node2)"]);
+    assert.deepEqual(v.notChecked, []);
+    assert.match(v.summary, /every hop checked is in place; only checkable on the other node, not checked: pod prod\/api \(on node2\), forwarding node2/);
+    assert.match(renderDiagnosis(v), /route node2 -> node1 +reply: node2 reports .*  \[reported by node2's agent 4 s ago\]/);
+  });
+
+  it("pending: BROKEN naming what node2 has not programmed, from its report", () => {
+    const v = diagnose(remotePair({ peers: [{ node: "node1", subnet: "10.244.1.0/24", publicIp: "10.99.1.11", transport: "vxlan", kernel: "pending" }] }).f);
+    assert.equal(v.verdict, "BROKEN");
+    assert.equal(v.broken, "route node2 -> node1");
+    assert.equal(v.summary, "BROKEN: reply: node2 reports its route/FDB/neighbour entries to node1's block 10.244.1.0/24 not programmed in its kernel (vxlan)" +
+      " — the agent on node2 should have programmed it: see its log and trellis nodes");
+  });
+
+  it("unreachable, an unknown peer or an old block in the report are broken", () => {
+    const un = diagnose(remotePair({ peers: [{ node: "node1", subnet: "10.244.1.0/24", publicIp: "10.99.1.11", transport: "unreachable", reason: "different subnet", kernel: "none" }] }).f);
+    assert.match(un.summary, /^BROKEN: reply: node2 reports node1 unreachable: different subnet/);
+    assert.match(diagnose(remotePair({ peers: [] }).f).summary, /^BROKEN: reply: node2 reports no peer node1/);
+    const old = diagnose(remotePair({ peers: [{ node: "node1", subnet: "10.244.9.0/24", publicIp: "10.99.1.11", transport: "vxlan", kernel: "programmed" }] }).f);
+    assert.match(old.summary, /^BROKEN: reply: node2 reports node1 with block 10\.244\.9\.0\/24, but node1 holds 10\.244\.1\.0\/24/);
+  });
+
+  it("stale: a report older than the lease TTL is unknown — neither ok nor broken — and the answer UNKNOWN", () => {
+    const v = diagnose(remotePair({ updatedAt: NOW - 45_000 }).f);
+    assert.equal(v.verdict, "UNKNOWN", v.summary);
+    assert.equal(hop(v, "agent node2").status, "unknown");
+    assert.equal(hop(v, "agent node2").detail, "unknown: node2's agent has not reported for 45 s (older than the lease TTL of 10 s)");
+    assert.equal(hop(v, "route node2 -> node1").status, "unknown");
+    assert.match(v.summary, /^UNKNOWN: .*not checked: agent node2, route node2 -> node1$/);
+  });
+
+  it("missing: no status published is unknown, saying how long the lease has not been renewed", () => {
+    const v = diagnose(remotePair(undefined).f);
+    assert.equal(v.verdict, "UNKNOWN", v.summary);
+    assert.equal(hop(v, "agent node2").detail, "unknown: node2's agent has not reported (no status/node2 in the datastore; its lease was last renewed 45 s ago)");
+    assert.equal(hop(v, "route node2 -> node1").status, "unknown");
+  });
+
+  it("stopped: BROKEN agent stopped, from the status alone (also when the report is old)", () => {
+    const v = diagnose(remotePair({ state: "stopped", ready: false, stopped: { at: NOW - 3000, why: "SIGTERM" } }).f);
+    assert.equal(v.verdict, "BROKEN");
+    assert.equal(v.summary, "BROKEN: agent on node2 stopped (by SIGTERM 3 s ago), as it reported; its data plane stays as it was" +
+      " — restart it; its routes stay, but nothing repairs drift or follows peers while it is down");
+    assert.equal(diagnose(remotePair({ state: "stopped", updatedAt: NOW - 60_000 }).f).broken, "agent node2");
+  });
+
+  it("a node still starting is a warning; a waiting one is broken", () => {
+    const v = diagnose(remotePair({ ready: false }).f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.equal(hop(v, "agent node2").status, "warn");
+    assert.match(diagnose(remotePair({ state: "waiting", problem: "no block" }).f).summary, /^BROKEN: agent on node2 is waiting, as it reported: no block/);
+  });
+
+  it("a node read from its kernel is judged from its kernel, even with a report (a lab)", () => {
+    const p = pair();
+    p.f.reported = new Map([["node2", { ttlMs: 10_000 }]]);
+    assert.equal(diagnose(p.f).verdict, "REACHABLE");
+    assert.equal(diagnose(p.f).hops.find((h) => h.hop === "route node2 -> node1")!.evidence, "kernel");
+  });
+
+  it("in a lab the report is cross-checked against the kernel: agreement ok, disagreement a warning", () => {
+    const status = (kernel: "programmed" | "pending"): NodeStatus => ({
+      node: "node2", subnet: "10.244.2.0/24", publicIp: "10.99.1.12", backend: "vxlan", state: "running", ready: true, policy: true, leaseTtlSeconds: 10,
+      peers: [{ node: "node1", subnet: "10.244.1.0/24", publicIp: "10.99.1.11", transport: "vxlan", kernel }], updatedAt: NOW - 1000,
+    });
+    const p = pair();
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("programmed") }]]);
+    let v = diagnose(p.f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.equal(hop(v, "report node2 -> node1").status, "ok");
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("pending") }]]);
+    v = diagnose(p.f);
+    assert.equal(v.verdict, "REACHABLE", v.summary);
+    assert.match(hop(v, "report node2 -> node1").detail, /reports its route to node1 pending, but its kernel holds it/);
+    p.f.reported = new Map([["node2", { ttlMs: 10_000, status: status("programmed") }]]);
+    p.n2.dataplane!.routes = [];
+    v = diagnose(p.f);
+    assert.match(v.summary, /^BROKEN: reply: node2 has no route to node1's block/);
+    assert.equal(hop(v, "report node2 -> node1").status, "warn");
   });
 });

@@ -12,13 +12,22 @@ import { VTEP_NAME } from "../dataplane/state.js";
 import { VXLAN_OVERHEAD } from "../model/network.js";
 import type { LinkView, RouteDecision } from "../kernel/inspect.js";
 import { diagnosePath, type Hop, type PathFacts } from "./path.js";
+import { crossCheckHop, reportedAgentHop, reportedRouteHop, type HopStatus, type ReportedNode } from "./reported.js";
 
-export type HopStatus = "ok" | "broken" | "warn" | "unknown";
+export type { HopStatus, ReportedNode };
 
 export interface DiagnoseHop {
   hop: string;
   status: HopStatus;
   detail: string;
+  /** Where the evidence came from: "kernel", "reported by node2's agent 4 s ago", "datastore", ... */
+  evidence?: string;
+  /**
+   * Set on an unknown hop that only the named other node could check (its pod's namespace, its
+   * forwarding, its underlay MTU): out of reach from here by design, listed, not counted as fine,
+   * but not what makes the answer UNKNOWN.
+   */
+  notHere?: string;
 }
 
 /** What was read inside a pod's network namespace; undefined fields were not read. */
@@ -30,6 +39,8 @@ export interface PodNetFacts {
   routeGet?: RouteDecision;
   /** Why the namespace could not be read (e.g. not this node, no netns path known). */
   error?: string;
+  /** Where the pod is attached, by its endpoint record (for a pod on a node not read here). */
+  attached?: { node: string; hostIf: string; ips: string[] };
 }
 
 /** What was read in a node's own namespace beyond path.ts's NodeFacts. */
@@ -76,8 +87,16 @@ export interface DiagnoseFacts {
   toNet?: PodNetFacts;
   nodeNet: ReadonlyMap<string, NodeNetFacts>;
   probe?: ProbeFacts;
-  /** Hops the gatherer could not reach at all, said as such ("node2's kernel (not this node; no agent API yet)"). */
+  /** Hops the gatherer could not reach at all, said as such ("node3's kernel (not a node of lab L)"). */
   notChecked: string[];
+  /**
+   * Each node's agent's published status (reported.ts). A node whose kernel is not read here is
+   * judged from it; a node both read and reported (a lab) is judged from its kernel, and the
+   * report is cross-checked against it.
+   */
+  reported?: ReadonlyMap<string, ReportedNode>;
+  /** Where the agent hops' evidence came from when not from a report ("lab process and its status"). */
+  agentsFrom?: string;
 }
 
 export interface DiagnoseVerdict {
@@ -89,13 +108,22 @@ export interface DiagnoseVerdict {
   hops: DiagnoseHop[];
   warnings: string[];
   notChecked: string[];
+  /** Hops only another node could check ("forwarding node2 (on node2)"): listed, never counted as fine. */
+  outOfReach: string[];
 }
 
 const statusOf = (h: Hop): HopStatus => (h.ok === true ? "ok" : h.ok === false ? "broken" : "unknown");
 
 /** The pod's own hop: its interface up with its address, and its routing decision towards the peer. */
-function podHop(label: string, ip: string, net: PodNetFacts | undefined): DiagnoseHop {
+function podHop(label: string, ip: string, net: PodNetFacts | undefined, remote: ReadonlyMap<string, ReportedNode> | undefined): DiagnoseHop {
   const hop = `pod ${label}`;
+  if (net?.attached && remote?.has(net.attached.node)) {
+    const a = net.attached;
+    return {
+      hop, status: "unknown", notHere: a.node, evidence: "datastore (endpoint record)",
+      detail: `${label} is attached on ${a.node} (host side ${a.hostIf}, ${a.ips.join(", ")}); its namespace: not checked (on ${a.node})`,
+    };
+  }
   if (!net || net.error || !net.iface) return { hop, status: "unknown", detail: `${label}'s network namespace: not checked${net?.error ? ` (${net.error})` : ""}` };
   const i = net.iface;
   if (!i.up) return { hop, status: "broken", detail: `${label}'s interface ${i.name} is down` };
@@ -166,6 +194,10 @@ export function mtuHop(facts: DiagnoseFacts): DiagnoseHop {
     if (vxlan && v && v.mtu < podMtu) warn.push(`${n}'s ${v.name} MTU ${v.mtu} is below pod MTU ${podMtu}: larger packets need path-MTU discovery`);
   }
   if (warn.length) return { hop, status: "warn", detail: `${warn.join("; ")} (${parts.join("; ")})` };
+  const remote = nodes.filter((n) => !facts.nodeNet.has(n) && facts.reported?.has(n));
+  if (unknown.length && remote.length === unknown.length) {
+    return { hop, status: "unknown", notHere: remote.join(", "), detail: `MTU: ${parts.join("; ")}; not checked: ${unknown.join(", ")} (on ${remote.join(", ")}: its agent does not report it)` };
+  }
   if (unknown.length) return { hop, status: "unknown", detail: `MTU: ${parts.join("; ")}; not read: ${unknown.join(", ")}` };
   return { hop, status: "ok", detail: `${parts.join("; ")}${overhead ? ` (VXLAN overhead ${overhead})` : ""}: full-size pod packets fit` };
 }
@@ -173,9 +205,10 @@ export function mtuHop(facts: DiagnoseFacts): DiagnoseHop {
 /** What an operator should look at next, for the hop found broken. */
 function hint(hop: DiagnoseHop, facts: DiagnoseFacts): string {
   const d = hop.detail;
-  const node = /^(?:reply: )?(\S+?)(?:'s| has| routes| does)/.exec(d)?.[1];
+  const node = /^(?:reply: )?(?:route from )?(\S+?)(?:'s| has| routes| does| reports)/.exec(d)?.[1];
   if (hop.hop.startsWith("agent ")) return `restart it; its routes stay, but nothing repairs drift or follows peers while it is down`;
   if (hop.hop.startsWith("lease ")) return `its agent must renew it (is it running? see trellis nodes)`;
+  if (/reports its .* not programmed|reports no peer/.test(d)) return `the agent on ${node ?? "that node"} should have programmed it: see its log and trellis nodes`;
   if (/no route to .*block|routes .* expected|no FDB entry|no neighbour entry|no VXLAN device|BGP table/.test(d)) {
     return `the agent on ${node ?? "that node"} should have programmed it; is it running? (trellis nodes)`;
   }
@@ -184,6 +217,18 @@ function hint(hop: DiagnoseHop, facts: DiagnoseFacts): string {
   if (hop.hop.startsWith("forwarding ")) return "set net.ipv4.ip_forward=1 on it";
   if (hop.hop === "probe") return "every hop checked looks right: the nftables ruleset or the underlay in between drops it";
   return "";
+}
+
+/** Where a hop's evidence came from, for hops not judged from a report (those say it themselves). */
+function evidenceOf(h: DiagnoseHop, facts: DiagnoseFacts): string {
+  if (h.hop.startsWith("agent ")) return facts.agentsFrom ?? "datastore (its status and lease)";
+  if (h.hop.startsWith("lease ")) return "datastore (lease)";
+  if (h.hop === "policy") return "policy model (datastore)";
+  if (h.hop.startsWith("probe")) return "test packet";
+  if (h.hop === "mtu" && h.notHere) return "kernel (this node only)";
+  if (h.status === "unknown") return "not read";
+  if (h.hop.startsWith("pod ")) return h.detail.startsWith("CNI CHECK") ? "CNI CHECK" : "kernel (pod's namespace)";
+  return "kernel";
 }
 
 /** Facts → the ordered hops, the first broken one, and the one-line answer. */
@@ -195,11 +240,37 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
   for (const h of base.hops) {
     // The pod's CNI CHECK hop is unknown when not run; the pod's namespace read replaces it then.
     if (h.hop === `pod ${from.name}` && h.ok === undefined) {
-      hops.push(podHop(from.name, from.ip, facts.fromNet));
+      hops.push(podHop(from.name, from.ip, facts.fromNet, facts.reported));
       continue;
     }
     if (toPod && h.hop === `pod ${toPod.name}` && h.ok === undefined) {
-      hops.push(podHop(toPod.name, toPod.ip, facts.toNet));
+      hops.push(podHop(toPod.name, toPod.ip, facts.toNet, facts.reported));
+      continue;
+    }
+    // A node not read here: its agent's own report stands in for its kernel (reported.ts).
+    const remote = (n: string): ReportedNode | undefined => (facts.nodeNet.has(n) ? undefined : facts.reported?.get(n));
+    const agentOf = /^agent (.+)$/.exec(h.hop)?.[1];
+    if (agentOf && remote(agentOf)) {
+      hops.push(reportedAgentHop(agentOf, remote(agentOf)!, facts.path.now));
+      continue;
+    }
+    const route = /^route (\S+) -> (\S+)$/.exec(h.hop);
+    if (route && h.ok === undefined && remote(route[1]!)) {
+      const r = reportedRouteHop(route[1]!, route[2]!, facts.path.nodes.get(route[2]!)?.lease, remote(route[1]!)!, facts.path.now);
+      hops.push(h.detail.startsWith("reply: ") ? { ...r, detail: `reply: ${r.detail}` } : r);
+      continue;
+    }
+    const rep = route && h.ok !== undefined ? facts.reported?.get(route[1]!) : undefined;
+    if (rep) {
+      // Read from the kernel and reported too (a lab): the report cross-checked against the kernel.
+      hops.push({ hop: h.hop, status: statusOf(h), detail: h.detail });
+      const x = crossCheckHop(route![1]!, route![2]!, h.ok === true, rep, facts.path.now);
+      if (x) hops.push(x);
+      continue;
+    }
+    const fwd = /^forwarding (.+)$/.exec(h.hop)?.[1];
+    if (fwd && h.ok === undefined && remote(fwd)) {
+      hops.push({ hop: h.hop, status: "unknown", notHere: fwd, evidence: "none", detail: `forwarding on ${fwd}: not checked (on ${fwd}: its agent does not report it)` });
       continue;
     }
     if (h.hop === "policy") {
@@ -235,29 +306,32 @@ export function diagnose(facts: DiagnoseFacts): DiagnoseVerdict {
   } else if (full?.error) {
     hops.push({ hop: "probe mtu", status: "unknown", detail: `full-size packet: ${full.error}` });
   }
+  for (const h of hops) h.evidence ??= evidenceOf(h, facts);
   const warnings = hops.filter((h) => h.status === "warn").map((h) => h.detail);
-  const notChecked = [...facts.notChecked, ...hops.filter((h) => h.status === "unknown").map((h) => h.hop)];
+  const notChecked = [...facts.notChecked, ...hops.filter((h) => h.status === "unknown" && !h.notHere).map((h) => h.hop)];
+  const outOfReach = hops.filter((h) => h.status === "unknown" && h.notHere).map((h) => `${h.hop} (on ${h.notHere})`);
   const broken = hops.find((h) => h.status === "broken");
   if (broken) {
     const hnt = hint(broken, facts);
-    return { verdict: "BROKEN", summary: `BROKEN: ${broken.detail}${hnt ? ` — ${hnt}` : ""}`, broken: broken.hop, hops, warnings, notChecked };
+    return { verdict: "BROKEN", summary: `BROKEN: ${broken.detail}${hnt ? ` — ${hnt}` : ""}`, broken: broken.hop, hops, warnings, notChecked, outOfReach };
   }
   const what = `${from.name} (${from.ip}) -> ${facts.target.label} (${facts.target.ip}) ${facts.packet}`;
   if (notChecked.length) {
-    return { verdict: "UNKNOWN", summary: `UNKNOWN: ${what}: no broken hop found, but not checked: ${notChecked.join(", ")}`, hops, warnings, notChecked };
+    return { verdict: "UNKNOWN", summary: `UNKNOWN: ${what}: no broken hop found, but not checked: ${notChecked.join(", ")}`, hops, warnings, notChecked, outOfReach };
   }
   const probed = facts.probe ? "; a test packet was answered" : "";
+  const elsewhere = outOfReach.length ? `; only checkable on the other node, not checked: ${outOfReach.join(", ")}` : "";
   return {
     verdict: "REACHABLE",
-    summary: `REACHABLE: ${what}: every hop checked is in place${probed}${warnings.length ? ` (${warnings.length} warning(s))` : ""}`,
-    hops, warnings, notChecked,
+    summary: `REACHABLE: ${what}: every hop checked is in place${probed}${warnings.length ? ` (${warnings.length} warning(s))` : ""}${elsewhere}`,
+    hops, warnings, notChecked, outOfReach,
   };
 }
 
 /** The verdict as text: the summary line, then one line per hop. */
 export function renderDiagnosis(v: DiagnoseVerdict): string {
   const mark: Record<HopStatus, string> = { ok: "ok", broken: "BROKEN", warn: "warn", unknown: "??" };
-  const lines = [v.summary, ...v.hops.map((h) => `  ${mark[h.status].padEnd(6)} ${h.hop.padEnd(24)} ${h.detail}`)];
+  const lines = [v.summary, ...v.hops.map((h) => `  ${mark[h.status].padEnd(6)} ${h.hop.padEnd(24)} ${h.detail}${h.evidence ? `  [${h.evidence}]` : ""}`)];
   if (v.notChecked.length) lines.push(`  not checked: ${v.notChecked.join("; ")}`);
   return lines.join("\n") + "\n";
 }
