@@ -1,0 +1,233 @@
+// Services + EndpointSlices -> the nftables ruleset of one node, as plain data (rendered by
+// render.ts to one `nft -f` script, run by trace.ts without a kernel). Pure.
+//
+// Layout (every object prefixed `svc_`, in table `inet trellis`, next to policy's objects):
+//   svc_nat_prerouting (nat, prerouting, dstnat) and svc_nat_output (nat, output, -100) jump to
+//   svc_services, which makes ONE verdict-map lookup per packet:
+//     ip daddr . meta l4proto . th dport vmap @svc_cluster_ips     (ClusterIP:port -> chain)
+//     fib daddr type local ... meta l4proto . th dport vmap @svc_node_ports   (NodePort -> chain)
+//   A service port's chain (svc_sp_<ns>/<name>/<proto>/<port>) picks an endpoint:
+//     affinity first (ip saddr @svc_aff_<endpoint> goto <endpoint chain>), then
+//     numgen random mod N vmap { 0 : goto <endpoint chain>, ... }.
+//   svc_spl_... is the same over the node's local endpoints only (externalTrafficPolicy Local for
+//   NodePorts, internalTrafficPolicy Local for ClusterIPs); svc_ext_... marks NodePort traffic of
+//   an ETP Cluster service for masquerade, then goes to svc_sp_....
+//   An endpoint chain (svc_ep_<service port>__<ip>/<port>) marks hairpin traffic (the endpoint
+//   reaching itself) for masquerade, records affinity, and DNATs.
+//   svc_nat_postrouting masquerades what was marked (mark 0x4000, as kube-proxy).
+//   No usable endpoint: the ClusterIP/NodePort is an element of svc_no_endpoints /
+//   svc_no_endpoint_node_ports instead, checked by filter chains at priority -110 on input,
+//   forward and output for new connections: `goto svc_reject` (tcp reset, icmp port-unreachable)
+//   or `drop` when the only endpoints are elsewhere and the traffic policy is Local.
+import { formatIp, parseIp } from "../model/ip.js";
+import { type EndpointSlice, type Protocol, type Service, type ServicePort } from "./model.js";
+
+export const SERVICES_TABLE = "trellis";
+export const MASQ_MARK = 0x4000;
+
+/** One statement line of a chain. */
+export type Rule =
+  | { t: "jump"; chain: string }
+  | { t: "goto"; chain: string }
+  /** [ct state new] ip daddr . meta l4proto . th dport vmap @map */
+  | { t: "vmap-addr"; map: string; ctNew?: boolean }
+  /** [ct state new] fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @map */
+  | { t: "vmap-node-port"; map: string; ctNew?: boolean }
+  | { t: "mark-masq" }
+  | { t: "masquerade-marked" }
+  /** ip saddr <ip> jump svc_mark_masq: the endpoint reaching itself through its Service. */
+  | { t: "hairpin"; ip: string }
+  /** ip saddr @set goto chain */
+  | { t: "affinity-check"; set: string; chain: string }
+  /** update @set { ip saddr } */
+  | { t: "affinity-update"; set: string }
+  /** numgen random mod N vmap { i : goto chains[i] } */
+  | { t: "numgen"; chains: string[] }
+  | { t: "dnat"; protocol: Protocol; ip: string; port: number }
+  | { t: "reject-tcp" }
+  | { t: "reject" };
+
+export interface Chain {
+  name: string;
+  /** Base chains only. */
+  hook?: { type: "nat" | "filter"; hook: "prerouting" | "input" | "forward" | "output" | "postrouting"; priority: string };
+  rules: Rule[];
+  comment?: string;
+}
+
+export interface VerdictMap {
+  name: string;
+  key: "addr-proto-port" | "proto-port";
+  /** "10.96.0.10 . udp . 53" -> "goto svc_sp_..." | "drop" */
+  elements: Record<string, string>;
+}
+
+/** A dynamic set of client addresses with a timeout (ClientIP session affinity). */
+export interface AffinitySet {
+  name: string;
+  timeoutSeconds: number;
+}
+
+export interface Ruleset {
+  /** The node this ruleset is for, and its addresses (what `fib daddr type local` matches). */
+  node: { name: string; addresses: string[] };
+  maps: VerdictMap[];
+  sets: AffinitySet[];
+  chains: Chain[];
+}
+
+export interface CompileInput {
+  node: { name: string; addresses: string[] };
+  /** Services with their ClusterIPs (and NodePorts) allocated; headless ones are skipped. */
+  services: readonly Service[];
+  slices: readonly EndpointSlice[];
+}
+
+export const MAP_CLUSTER_IPS = "svc_cluster_ips";
+export const MAP_NODE_PORTS = "svc_node_ports";
+export const MAP_NO_ENDPOINTS = "svc_no_endpoints";
+export const MAP_NO_ENDPOINT_NODE_PORTS = "svc_no_endpoint_node_ports";
+export const CHAIN_SERVICES = "svc_services";
+export const CHAIN_MARK_MASQ = "svc_mark_masq";
+export const CHAIN_REJECT = "svc_reject";
+export const CHAIN_ENDPOINTS_CHECK = "svc_endpoints_check";
+
+const l4 = (p: Protocol): string => p.toLowerCase();
+/** "default/web/tcp/http" (the port number when the port has no name). */
+export const servicePortId = (s: Service, p: ServicePort): string => `${s.namespace}/${s.name}/${l4(p.protocol)}/${p.name || String(p.port)}`;
+
+/** An endpoint as a service port uses it. */
+export interface UsableEndpoint {
+  ip: string;
+  port: number;
+  nodeName?: string;
+}
+
+/**
+ * The endpoints a service port sends to, from its slices: the ready ones; when none is ready,
+ * the serving terminating ones (so connections drain during a rollout, as kube-proxy does).
+ * Sorted by address so that index i of numgen is stable.
+ */
+export function usableEndpoints(service: Service, port: ServicePort, slices: readonly EndpointSlice[], onlyNode?: string): UsableEndpoint[] {
+  const ready = new Map<string, UsableEndpoint>();
+  const terminating = new Map<string, UsableEndpoint>();
+  for (const s of slices) {
+    if (s.namespace !== service.namespace || s.service !== service.name) continue;
+    const sp = s.ports.find((p) => p.name === port.name && p.protocol === port.protocol);
+    if (!sp) continue;
+    for (const e of s.endpoints) {
+      if (onlyNode !== undefined && e.nodeName !== onlyNode) continue;
+      const ip = e.addresses[0];
+      if (!ip) continue;
+      const ep: UsableEndpoint = { ip, port: sp.port, ...(e.nodeName ? { nodeName: e.nodeName } : {}) };
+      const k = `${ip}:${sp.port}`;
+      if (e.ready) ready.set(k, ep);
+      else if (e.serving && e.terminating) terminating.set(k, ep);
+    }
+  }
+  const pick = ready.size > 0 ? ready : terminating;
+  const num = (ip: string): bigint => parseIp(ip)?.value ?? 0n;
+  return [...pick.values()].sort((a, b) => (num(a.ip) < num(b.ip) ? -1 : num(a.ip) > num(b.ip) ? 1 : a.port - b.port));
+}
+
+function baseChains(): Chain[] {
+  const check = (hook: "input" | "forward" | "output"): Chain => ({
+    name: `svc_filter_${hook}`, hook: { type: "filter", hook, priority: "-110" }, rules: [{ t: "jump", chain: CHAIN_ENDPOINTS_CHECK }],
+  });
+  return [
+    { name: "svc_nat_prerouting", hook: { type: "nat", hook: "prerouting", priority: "dstnat" }, rules: [{ t: "jump", chain: CHAIN_SERVICES }] },
+    { name: "svc_nat_output", hook: { type: "nat", hook: "output", priority: "-100" }, rules: [{ t: "jump", chain: CHAIN_SERVICES }] },
+    { name: "svc_nat_postrouting", hook: { type: "nat", hook: "postrouting", priority: "srcnat" }, rules: [{ t: "masquerade-marked" }] },
+    check("input"),
+    check("forward"),
+    check("output"),
+    { name: CHAIN_SERVICES, rules: [{ t: "vmap-addr", map: MAP_CLUSTER_IPS }, { t: "vmap-node-port", map: MAP_NODE_PORTS }] },
+    {
+      name: CHAIN_ENDPOINTS_CHECK,
+      rules: [{ t: "vmap-addr", map: MAP_NO_ENDPOINTS, ctNew: true }, { t: "vmap-node-port", map: MAP_NO_ENDPOINT_NODE_PORTS, ctNew: true }],
+    },
+    { name: CHAIN_MARK_MASQ, rules: [{ t: "mark-masq" }] },
+    { name: CHAIN_REJECT, rules: [{ t: "reject-tcp" }, { t: "reject" }] },
+  ];
+}
+
+export function compileServices(input: CompileInput): Ruleset {
+  const clusterIps: Record<string, string> = {};
+  const nodePorts: Record<string, string> = {};
+  const noEndpoints: Record<string, string> = {};
+  const noEndpointNodePorts: Record<string, string> = {};
+  const chains = new Map<string, Chain>();
+  const sets = new Map<string, AffinitySet>();
+  const services = [...input.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+
+  for (const svc of services) {
+    if (!svc.clusterIP || svc.clusterIP === "None") continue;
+    const ip = parseIp(svc.clusterIP);
+    if (!ip || ip.family !== 4) continue;
+    const clusterIp = formatIp(ip);
+    for (const port of svc.ports) {
+      const id = servicePortId(svc, port);
+      const affinity = svc.sessionAffinity === "ClientIP";
+      const epChain = (e: UsableEndpoint): string => {
+        const name = `svc_ep_${id}__${e.ip}/${e.port}`;
+        if (!chains.has(name)) {
+          const rules: Rule[] = [{ t: "hairpin", ip: e.ip }];
+          if (affinity) {
+            const set = `svc_aff_${id}__${e.ip}/${e.port}`;
+            sets.set(set, { name: set, timeoutSeconds: svc.affinityTimeoutSeconds });
+            rules.push({ t: "affinity-update", set });
+          }
+          rules.push({ t: "dnat", protocol: port.protocol, ip: e.ip, port: e.port });
+          chains.set(name, { name, rules });
+        }
+        return name;
+      };
+      const selection = (name: string, eps: UsableEndpoint[], comment: string): string => {
+        const targets = eps.map(epChain);
+        const rules: Rule[] = [];
+        if (affinity) eps.forEach((e, i) => rules.push({ t: "affinity-check", set: `svc_aff_${id}__${e.ip}/${e.port}`, chain: targets[i]! }));
+        rules.push({ t: "numgen", chains: targets });
+        chains.set(name, { name, rules, comment });
+        return name;
+      };
+      const all = usableEndpoints(svc, port, input.slices);
+      const local = usableEndpoints(svc, port, input.slices, input.node.name);
+      const addrKey = `${clusterIp} . ${l4(port.protocol)} . ${port.port}`;
+      const npKey = port.nodePort !== undefined && svc.type === "NodePort" ? `${l4(port.protocol)} . ${port.nodePort}` : undefined;
+      const label = `${svc.namespace}/${svc.name}:${port.name || port.port}`;
+
+      // ClusterIP traffic.
+      const internal = svc.internalTrafficPolicy === "Local" ? local : all;
+      if (all.length === 0) noEndpoints[addrKey] = `goto ${CHAIN_REJECT}`;
+      else if (internal.length === 0) noEndpoints[addrKey] = "drop";
+      else if (svc.internalTrafficPolicy === "Local") clusterIps[addrKey] = `goto ${selection(`svc_spl_${id}`, local, `${label} local endpoints`)}`;
+      else clusterIps[addrKey] = `goto ${selection(`svc_sp_${id}`, all, `${label} endpoints`)}`;
+
+      // NodePort traffic, on every local address of the node.
+      if (npKey) {
+        if (all.length === 0) noEndpointNodePorts[npKey] = `goto ${CHAIN_REJECT}`;
+        else if (svc.externalTrafficPolicy === "Local") {
+          if (local.length === 0) noEndpointNodePorts[npKey] = "drop";
+          else nodePorts[npKey] = `goto ${selection(`svc_spl_${id}`, local, `${label} local endpoints`)}`;
+        } else {
+          const sp = selection(`svc_sp_${id}`, all, `${label} endpoints`);
+          const ext = `svc_ext_${id}`;
+          chains.set(ext, { name: ext, rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: sp }], comment: `${label} from outside: masquerade` });
+          nodePorts[npKey] = `goto ${ext}`;
+        }
+      }
+    }
+  }
+  const byName = <T extends { name: string }>(xs: Iterable<T>): T[] => [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    node: { name: input.node.name, addresses: [...input.node.addresses] },
+    maps: [
+      { name: MAP_CLUSTER_IPS, key: "addr-proto-port", elements: clusterIps },
+      { name: MAP_NODE_PORTS, key: "proto-port", elements: nodePorts },
+      { name: MAP_NO_ENDPOINTS, key: "addr-proto-port", elements: noEndpoints },
+      { name: MAP_NO_ENDPOINT_NODE_PORTS, key: "proto-port", elements: noEndpointNodePorts },
+    ],
+    sets: byName(sets.values()),
+    chains: [...baseChains(), ...byName(chains.values())],
+  };
+}
