@@ -54,6 +54,7 @@ export class ModelBuilder {
     for (const p of parseDocuments(text)) {
       if (p.kind === "Namespace") this.namespaces.push(p.object);
       else if (p.kind === "Pod") this.pods.push(p.object);
+      else if (p.kind === "Service" || p.kind === "EndpointSlice") continue;
       else this.policies.push(p.object);
     }
     return this;

@@ -9,6 +9,8 @@ import {
   ACTIONS, PROTOCOLS, type Action, type ContainerPort, type IPBlock, type LabelSelector, type LabelSelectorRequirement, type Namespace,
   type NetworkPolicy, type NetworkPolicyRule, type OrderedPolicy, type OrderedRule, type Pod, type PolicyPeer, type PolicyPort, type Protocol,
 } from "./model.js";
+import type { EndpointSlice, Service } from "../services/model.js";
+import { parseEndpointSlice, parseService } from "../services/parse.js";
 
 export class PolicyError extends Error {
   constructor(readonly object: string, readonly field: string, readonly value: unknown, why: string, showValue = true) {
@@ -28,6 +30,8 @@ export type Parsed = (
   | { kind: "Pod"; object: Pod }
   | { kind: "NetworkPolicy"; object: NetworkPolicy }
   | { kind: "TrellisPolicy" | "GlobalTrellisPolicy"; object: OrderedPolicy }
+  | { kind: "Service"; object: Service }
+  | { kind: "EndpointSlice"; object: EndpointSlice }
 ) & {
   /** The document as written (stored as is, so what `get` shows is what the user applied). */
   raw?: Record<string, unknown>;
@@ -282,10 +286,15 @@ function orderedPolicyTypes(c: Ctx, spec: Obj): PolicyType[] {
   return egress ? ["Ingress", "Egress"] : ["Ingress"];
 }
 
+/** Kinds validated by the services parser (src/services/parse.ts), strictly, with its own shapes. */
+export const SERVICE_KINDS: Record<string, string> = { Service: "v1", EndpointSlice: "discovery.k8s.io/v1" };
+
 function parseOne(doc: Obj, opts: ParseOptions): Parsed {
   const kind = doc.kind;
+  if (kind === "Service") return { kind, object: parseService(doc) };
+  if (kind === "EndpointSlice") return { kind, object: parseEndpointSlice(doc) };
   if (typeof kind !== "string" || !(kind in KINDS)) {
-    throw new PolicyError("document", "kind", kind, `must be one of ${Object.keys(KINDS).join(", ")}`);
+    throw new PolicyError("document", "kind", kind, `must be one of ${[...Object.keys(KINDS), ...Object.keys(SERVICE_KINDS)].join(", ")}`);
   }
   if (doc.apiVersion !== KINDS[kind]) throw new PolicyError(kind, "apiVersion", doc.apiVersion, `must be ${KINDS[kind]}`);
   for (const u of findUnknownFields(doc, SHAPES[kind]!)) {
@@ -414,5 +423,9 @@ export function objectKey(p: Parsed): string {
       return `/trellis/policies/TrellisPolicy/${p.object.namespace}/${p.object.name}`;
     case "GlobalTrellisPolicy":
       return `/trellis/policies/GlobalTrellisPolicy/${p.object.name}`;
+    case "Service":
+      return `/trellis/services/${p.object.namespace}/${p.object.name}`;
+    case "EndpointSlice":
+      return `/trellis/endpointslices/${p.object.namespace}/${p.object.name}`;
   }
 }

@@ -62,6 +62,7 @@ export function modelFromObjects(kvs: Iterable<{ key: string; value: string }>, 
     for (const p of parsed) {
       if (p.kind === "Namespace") namespaces.push(p.object);
       else if (p.kind === "Pod") pods.push(p.object);
+      else if (p.kind === "Service" || p.kind === "EndpointSlice") continue;
       else policies.push(p.object);
     }
   }

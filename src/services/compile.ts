@@ -22,7 +22,7 @@
 import { formatIp, parseIp } from "../model/ip.js";
 import { type EndpointSlice, type Protocol, type Service, type ServicePort } from "./model.js";
 
-export const SERVICES_TABLE = "trellis";
+export const SERVICES_TABLE = "trellis-svc";
 export const MASQ_MARK = 0x4000;
 
 /** One statement line of a chain. */
