@@ -19,6 +19,8 @@ import { parseSubnetFile } from "../ipam/config.js";
 import { formatCidr, parseCidr } from "../model/ip.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicySync } from "./policy-sync.js";
+import { ServicesSync } from "../services/controller.js";
+import { RealServicesKernel } from "../kernel/services.js";
 import { LocalEndpoints } from "./local-endpoints.js";
 import { peerKernelState, type NodeStatus, type PeerKernelState, type PeerReport } from "./status.js";
 import { BgpController } from "../bgp/controller.js";
@@ -161,6 +163,7 @@ export class Agent {
     } else {
       log("network policy: NOT enforced on this node (--no-policy)");
     }
+    await new ServicesSync({ node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: new RealServicesKernel(), log, signal: this.o.signal }).start();
     this.started = true;
     this.maybeAnnounceReady();
     if (!this.o.signal.aborted) {

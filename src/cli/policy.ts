@@ -4,7 +4,10 @@ import type { Datastore } from "../datastore/types.js";
 import { LEASE_PREFIX, parseLease } from "../model/lease.js";
 import { evaluate, PolicyIndex, type DirectionVerdict } from "../policy/evaluate.js";
 import { PROTOCOLS, type PolicyModel, type Protocol } from "../policy/model.js";
-import { objectKey, parseDocuments } from "../policy/parse.js";
+import { objectKey, parseDocuments, type Parsed } from "../policy/parse.js";
+import { allocateClusterIP } from "../services/allocate.js";
+import { parseEndpointSlice, parseService } from "../services/parse.js";
+import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX } from "../services/controller.js";
 import {
   ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
 } from "../policy/store-model.js";
@@ -15,12 +18,13 @@ import { formatOutput, outputOption, printTable } from "./table.js";
 
 export function applyCommands(globals: () => GlobalOptions): Command[] {
   const apply = new Command("apply")
-    .description("store Namespace, Pod, NetworkPolicy, TrellisPolicy and GlobalTrellisPolicy objects (all or nothing)")
+    .description("store Namespace, Pod, NetworkPolicy, TrellisPolicy, GlobalTrellisPolicy, Service and EndpointSlice objects (all or nothing)")
     .requiredOption("-f, --filename <file>", "YAML or JSON file, several documents allowed; - for stdin")
     .action(async (o: { filename: string }) => {
       // Every document is validated before anything is written.
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
+        await allocateServiceIPs(s, docs);
         for (const d of docs) {
           const key = objectKey(d);
           const value = JSON.stringify(d.raw);
@@ -50,6 +54,55 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
   return [apply, del];
 }
 
+/**
+ * Gives every Service being applied without a clusterIP one from the default service CIDR (keeping
+ * the one already stored under its name), and refuses a ClusterIP another Service holds. Writes
+ * the address into the document stored, so `get services -o json` shows it. Before any write.
+ */
+async function allocateServiceIPs(s: Datastore, docs: Parsed[]): Promise<void> {
+  const services = docs.filter((d): d is Parsed & { kind: "Service" } => d.kind === "Service");
+  if (services.length === 0) return;
+  const held = new Map<string, string>();
+  for (const kv of (await s.list(SERVICE_PREFIX)).items) {
+    try {
+      const ip = parseService(JSON.parse(kv.value)).clusterIP;
+      if (ip && ip !== "None") held.set(kv.key, ip);
+    } catch {
+      // an invalid stored object holds nothing
+    }
+  }
+  const keys = new Set(services.map((d) => objectKey(d)));
+  const owner = new Map<string, string>();
+  for (const [k, ip] of held) if (!keys.has(k)) owner.set(ip, k);
+  const pending: Array<Parsed & { kind: "Service" }> = [];
+  for (const d of services) {
+    const key = objectKey(d);
+    const ip = d.object.clusterIP ?? held.get(key);
+    if (ip === undefined) {
+      pending.push(d);
+      continue;
+    }
+    if (ip !== "None") {
+      const other = owner.get(ip);
+      if (other && other !== key) throw new Error(`Service ${d.object.namespace}/${d.object.name}: spec.clusterIP ${JSON.stringify(ip)}: already allocated to ${other.slice(SERVICE_PREFIX.length)}`);
+      owner.set(ip, key);
+    }
+    setClusterIP(d, ip);
+  }
+  for (const d of pending) {
+    const ip = allocateClusterIP(owner.keys());
+    owner.set(ip, objectKey(d));
+    setClusterIP(d, ip);
+  }
+}
+
+function setClusterIP(d: Parsed & { kind: "Service" }, ip: string): void {
+  d.object.clusterIP = ip;
+  const raw = d.raw!;
+  const spec = raw.spec as Record<string, unknown>;
+  raw.spec = { ...spec, clusterIP: ip, clusterIPs: [ip] };
+}
+
 /** Where stored policies are not enforced: nodes whose agent runs with --no-policy, or no node at all. */
 export function enforcementGaps(nodes: ReadonlyArray<{ name: string; policy?: boolean }>): string[] {
   if (nodes.length === 0) return ["no node holds a lease yet: nothing enforces these policies until agents run"];
@@ -66,7 +119,7 @@ async function loadModel(s: Datastore): Promise<PolicyModel> {
   return model;
 }
 
-const RESOURCES = ["namespaces", "pods", "policies", "endpoints", "nodes"] as const;
+const RESOURCES = ["namespaces", "pods", "policies", "endpoints", "nodes", "services", "endpointslices"] as const;
 type Resource = (typeof RESOURCES)[number];
 
 /** The names kubectl users type for each resource (singular, plural, short). */
@@ -77,6 +130,8 @@ export const RESOURCE_ALIASES: Readonly<Record<string, Resource>> = {
   trellispolicies: "policies", trellispolicy: "policies", globaltrellispolicies: "policies", globaltrellispolicy: "policies",
   endpoints: "endpoints", endpoint: "endpoints", ep: "endpoints",
   nodes: "nodes", node: "nodes", no: "nodes",
+  services: "services", service: "services", svc: "services",
+  endpointslices: "endpointslices", endpointslice: "endpointslices",
 };
 
 export function getCommand(globals: () => GlobalOptions): Command {
@@ -95,10 +150,35 @@ export function getCommand(globals: () => GlobalOptions): Command {
         process.stdout.write(o.output === "table" ? renderNodes(rows) + "\n" : formatOutput({ nodes: rows }, o.output));
         return;
       }
-      const prefix = { namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX }[resource];
+      const prefix = {
+        namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX,
+        services: SERVICE_PREFIX, endpointslices: ENDPOINTSLICE_PREFIX,
+      }[resource];
       const items = await withStore(globals(), async (s) => (await s.list(prefix)).items);
       if (o.output !== "table") {
         process.stdout.write(formatOutput({ items: items.map((kv) => JSON.parse(kv.value) as unknown) }, o.output));
+        return;
+      }
+      if (resource === "services" || resource === "endpointslices") {
+        const rows: string[][] = [];
+        for (const kv of items) {
+          try {
+            if (resource === "services") {
+              const v = parseService(JSON.parse(kv.value));
+              rows.push([v.namespace, v.name, v.type, v.clusterIP ?? "<none>",
+                v.ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol}`).join(","),
+                v.selector ? Object.entries(v.selector).map(([k, x]) => `${k}=${x}`).join(",") : "<none>"]);
+            } else {
+              const v = parseEndpointSlice(JSON.parse(kv.value));
+              rows.push([v.namespace, v.name, v.service, v.endpoints.flatMap((e) => e.addresses).join(",") || "<none>",
+                v.ports.map((p) => `${p.port}/${p.protocol}`).join(",")]);
+            }
+          } catch (e) {
+            process.stderr.write(`warning: ${kv.key}: ${(e as Error).message}\n`);
+          }
+        }
+        process.stdout.write(printTable(resource === "services" ? ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR"]
+          : ["NAMESPACE", "NAME", "SERVICE", "ENDPOINTS", "PORTS"], rows) + "\n");
         return;
       }
       if (resource === "endpoints") {

@@ -1,7 +1,7 @@
 // Services + EndpointSlices -> the nftables ruleset of one node, as plain data (rendered by
 // render.ts to one `nft -f` script, run by trace.ts without a kernel). Pure.
 //
-// Layout (every object prefixed `svc_`, in table `inet trellis`, next to policy's objects):
+// Layout (every object prefixed `svc_`, in its own table `inet trellis-svc`; policy replaces `inet trellis` whole):
 //   svc_nat_prerouting (nat, prerouting, dstnat) and svc_nat_output (nat, output, -100) jump to
 //   svc_services, which makes ONE verdict-map lookup per packet:
 //     ip daddr . meta l4proto . th dport vmap @svc_cluster_ips     (ClusterIP:port -> chain)

@@ -42,23 +42,23 @@ describe("renderFull: golden files", () => {
 });
 
 describe("renderFull", () => {
-  it("owns only svc_ objects and never deletes the table (policy lives in it too)", () => {
+  it("owns only svc_ objects in its own table inet trellis-svc and never deletes it", () => {
     const text = GOLDEN_CASES["clusterip-2ports-3endpoints.nft"]!();
     assert.doesNotMatch(text, /delete table/);
-    for (const line of text.trim().split("\n").slice(1)) assert.match(line, /^(add|flush|delete) (chain|map|set|rule|element) inet trellis svc_/, line);
+    for (const line of text.trim().split("\n").slice(1)) assert.match(line, /^(add|flush|delete) (chain|map|set|rule|element) inet trellis-svc svc_/, line);
   });
   it("one vmap lookup per packet whatever the number of Services", () => {
     const many = Array.from({ length: 50 }, (_, i) => svc(`s${i}`, { clusterIP: `10.96.1.${i + 1}` }));
     const slices = many.map((s, i) => slice(s.name, [ep(`10.244.3.${i + 1}`, "node2")], [{ name: "", protocol: "TCP", port: 8080 }]));
     const text = renderFull(compileServices({ node: NODE, services: many, slices }));
-    assert.equal(text.split("\n").filter((l) => l.startsWith("add rule inet trellis svc_services ")).length, 2);
+    assert.equal(text.split("\n").filter((l) => l.startsWith("add rule inet trellis-svc svc_services ")).length, 2);
   });
   it("deletes the chains and affinity sets of a previous ruleset that are gone", () => {
     const before = compileServices({ node: NODE, services: [AFFINITY], slices: [AFFINITY_SLICE] });
     const after = compileServices({ node: NODE, services: [], slices: [] });
     const text = renderFull(after, before);
-    assert.match(text, /flush chain inet trellis svc_sp_default\/sticky\/tcp\/80\ndelete chain inet trellis svc_ep_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
-    assert.match(text, /delete set inet trellis svc_aff_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
+    assert.match(text, /flush chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80\ndelete chain inet trellis-svc svc_ep_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
+    assert.match(text, /delete set inet trellis-svc svc_aff_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
   });
 });
 
@@ -69,15 +69,15 @@ describe("renderDelta", () => {
     const after = dns([...DNS_SLICE.endpoints, ep("10.244.3.3", "node3")]);
     const text = renderDelta(before, after)!;
     assert.doesNotMatch(text, /web|element|delete table|svc_services/);
-    assert.match(text, /^add chain inet trellis svc_ep_default\/kube-dns\/udp\/dns__10\.244\.3\.3\/53$/m);
-    assert.match(text, /^flush chain inet trellis svc_sp_default\/kube-dns\/udp\/dns$/m);
+    assert.match(text, /^add chain inet trellis-svc svc_ep_default\/kube-dns\/udp\/dns__10\.244\.3\.3\/53$/m);
+    assert.match(text, /^flush chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/m);
     assert.match(text, /numgen random mod 4 vmap/);
   });
   it("last endpoint gone: map elements move from the service map to the reject map", () => {
     const text = renderDelta(dns(DNS_SLICE.endpoints), dns([]))!;
-    assert.match(text, /^delete element inet trellis svc_cluster_ips \{ 10\.96\.0\.10 \. tcp \. 53, 10\.96\.0\.10 \. udp \. 53 \}$/m);
-    assert.match(text, /^add element inet trellis svc_no_endpoints \{ 10\.96\.0\.10 \. tcp \. 53 : goto svc_reject, 10\.96\.0\.10 \. udp \. 53 : goto svc_reject \}$/m);
-    assert.match(text, /^delete chain inet trellis svc_sp_default\/kube-dns\/udp\/dns$/m);
+    assert.match(text, /^delete element inet trellis-svc svc_cluster_ips \{ 10\.96\.0\.10 \. tcp \. 53, 10\.96\.0\.10 \. udp \. 53 \}$/m);
+    assert.match(text, /^add element inet trellis-svc svc_no_endpoints \{ 10\.96\.0\.10 \. tcp \. 53 : goto svc_reject, 10\.96\.0\.10 \. udp \. 53 : goto svc_reject \}$/m);
+    assert.match(text, /^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/m);
     // Map elements that point at a chain are deleted before the chain is.
     assert.ok(text.indexOf("delete element") < text.indexOf("delete chain"));
   });

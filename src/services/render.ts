@@ -1,6 +1,6 @@
 // The services ruleset as `nft -f` scripts, knftables style: every object is declared with `add`
 // (a no-op when it exists) and flushed before it is filled, so one script replaces everything
-// Trellis' services own in table `inet trellis` atomically without touching policy's objects;
+// Trellis' services own in table `inet trellis-svc` atomically;
 // renderDelta sends only what changed between two rulesets. Pure.
 import { CHAIN_MARK_MASQ, MASQ_MARK, SERVICES_TABLE, type AffinitySet, type Chain, type Rule, type Ruleset, type VerdictMap } from "./compile.js";
 
