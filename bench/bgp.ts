@@ -31,7 +31,7 @@ import {
   cleanupLine, CLK_TCK, commandLine, environment, f0, f1, f2, interruptSignal, labRun, partsOf, progress, ratio, readFrom, requireRootAnd, run,
   runAsync, sizeOf, table, waitFor, wallNow, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
 } from "./common.js";
-import { eth0Mtu, handPath, iperf, nftTables, pingRtt, type DataPath } from "./paths.js";
+import { handPath, labPath, measureDataplane, type DataPath, type DataSample } from "./paths.js";
 import { parseAgentStart, parseBirdMemoryTotal, parseProcStat, parseVmRssKiB, reconfiguredWith, type CpuTicks, type RouteEvent } from "./probes.js";
 import { RouteMonitor } from "./route-monitor.js";
 import { median, rotate, round3, summarize, type Summary } from "./stats.js";
@@ -389,23 +389,11 @@ async function measureJoins(labs: JoinLab[], o: Options, tools: LabTools, signal
 // ---------------------------------------------------------------------------------------------
 // 2. Data plane
 
-interface DataSample {
-  round: number;
-  path: string;
-  gbps: number;
-  retransmits: number;
-  /** ICMP RTT per echo, µs. */
-  rttP50Us: number;
-  rttP99Us: number;
-  pingLoss: number;
-}
 
 /** A 2-node lab with one pod per node; the path pod on node1 -> pod on node2. */
 async function trellisPath(made: Made, tools: LabTools, name: string, backend: "bgp" | "host-gw", o: Options, say: (l: string) => void): Promise<DataPath> {
   const s = await lab(made, tools, { name, nodes: 2, podsPerNode: 1, mode: "routed", backend, datastore: "embedded", ...agentSettings(o) }, say);
-  const [src, dst] = [s.plan.pods.find((p) => p.node === "node1")!, s.plan.pods.find((p) => p.node === "node2")!];
-  const dstIp = s.podIps[`${dst.namespace}/${dst.name}`]?.[0];
-  if (!dstIp) throw new Error(`lab ${name}: pod ${dst.name} has no address`);
+  const path = labPath(s, `trellis-${backend}`, `trellis ${backend}`);
   const node1 = s.plan.nodes.find((n) => n.name === "node1")!.netns;
   if (backend === "bgp") {
     // The path must be BIRD's: node2's block in node1's table 203, and no other route to it.
@@ -414,24 +402,7 @@ async function trellisPath(made: Made, tools: LabTools, name: string, backend: "
     const main = run("ip", ["-n", node1, "route", "show", "exact", block]).trim();
     if (main) throw new Error(`lab ${name}: node1's main table routes ${block} too: ${main}`);
   }
-  return { id: `trellis-${backend}`, label: `trellis ${backend}`, src: src.netns, dst: dst.netns, dstIp, mtu: eth0Mtu(src.netns), nftTables: nftTables(node1) };
-}
-
-async function measureDataplane(paths: DataPath[], made: Made, o: Options, signal: AbortSignal): Promise<DataSample[]> {
-  for (const p of paths) {
-    const r = await pingRtt(p, 3, signal);
-    if (r.loss === 3) throw new Error(`${p.label}: ${p.dstIp} unreachable from ${p.src}`);
-  }
-  const samples: DataSample[] = [];
-  for (let round = 0; round < o.rounds; round++) {
-    for (const p of rotate(paths, round)) {
-      const ping = await pingRtt(p, o.pings, signal);
-      const tp = await iperf(made, p, o.seconds, signal);
-      samples.push({ round: round + 1, path: p.id, gbps: round3(tp.gbps), retransmits: tp.retransmits, rttP50Us: ping.p50Us, rttP99Us: ping.p99Us, pingLoss: ping.loss });
-      console.error(`  round ${round + 1}/${o.rounds} ${p.label.padEnd(16)} ${tp.gbps.toFixed(2)} Gbit/s, RTT p50 ${ping.p50Us.toFixed(0)} µs`);
-    }
-  }
-  return samples;
+  return path;
 }
 
 // ---------------------------------------------------------------------------------------------

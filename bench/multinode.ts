@@ -22,7 +22,7 @@ import {
   cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f1, f2, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
   requireRootAnd, run, runAsync, sizeOf, table, waitFor, wallNow, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
 } from "./common.js";
-import { eth0Mtu, handPath, iperf, nftTables, pingRtt, vethPath, type DataPath } from "./paths.js";
+import { handPath, labPath, measureDataplane, vethPath, type DataPath, type DataSample } from "./paths.js";
 import { parseAgentStart, parseProcStat, parseVmRssKiB, type CpuTicks } from "./probes.js";
 import { RouteMonitor } from "./route-monitor.js";
 import { median, rotate, round3, summarize, type Summary } from "./stats.js";
@@ -268,49 +268,13 @@ async function measureIdle(labs: ConvLab[], seconds: number, signal: AbortSignal
 // ---------------------------------------------------------------------------------------------
 // 3. Data plane
 
-interface DataSample {
-  round: number;
-  path: string;
-  gbps: number;
-  retransmits: number;
-  /** ICMP RTT per echo, µs. */
-  rttP50Us: number;
-  rttP99Us: number;
-  rttAvgUs: number;
-  pingLoss: number;
-}
 
 
 async function trellisPath(made: Made, tools: LabTools, name: string, backend: "vxlan" | "host-gw", say: (l: string) => void): Promise<DataPath> {
   const s = await lab(made, tools, name, 2, 1, backend, "embedded", say);
-  const [src, dst] = [s.plan.pods.find((p) => p.node === "node1")!, s.plan.pods.find((p) => p.node === "node2")!];
-  // Pods are keyed "namespace/name" (older labs: by name).
-  const dstIp = (s.podIps[`${dst.namespace}/${dst.name}`] ?? s.podIps[dst.name])?.[0];
-  if (!dstIp) throw new Error(`lab ${name}: pod ${dst.name} has no address`);
-  const node1 = s.plan.nodes.find((n) => n.name === "node1")!.netns;
-  return { id: `trellis-${backend}`, label: `trellis ${backend}`, src: src.netns, dst: dst.netns, dstIp, mtu: eth0Mtu(src.netns), nftTables: nftTables(node1) };
+  return labPath(s, `trellis-${backend}`, `trellis ${backend}`);
 }
 
-
-async function measureDataplane(paths: DataPath[], made: Made, o: Options, signal: AbortSignal): Promise<DataSample[]> {
-  for (const p of paths) {
-    const r = await pingRtt(p, 3, signal);
-    if (r.loss === 3) throw new Error(`${p.label}: ${p.dstIp} unreachable from ${p.src}`);
-  }
-  const samples: DataSample[] = [];
-  for (let round = 0; round < o.rounds; round++) {
-    for (const p of rotate(paths, round)) {
-      const ping = await pingRtt(p, o.pings, signal);
-      const tp = await iperf(made, p, o.seconds, signal);
-      samples.push({
-        round: round + 1, path: p.id, gbps: round3(tp.gbps), retransmits: tp.retransmits,
-        rttP50Us: ping.p50Us, rttP99Us: ping.p99Us, rttAvgUs: ping.avgUs, pingLoss: ping.loss,
-      });
-      console.error(`  round ${round + 1}/${o.rounds} ${p.label.padEnd(16)} ${tp.gbps.toFixed(2)} Gbit/s, RTT p50 ${ping.p50Us.toFixed(0)} µs`);
-    }
-  }
-  return samples;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Output

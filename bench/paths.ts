@@ -5,7 +5,8 @@ import { spawnSync } from "node:child_process";
 import { netnsPath, stopProcess } from "../src/kernel/netns.js";
 import { inNetns as nsenter, ipBatch, run, runAsync, waitFor, type Made } from "./common.js";
 import { parseIperfJson, parsePingSummary, parsePingTimes } from "./probes.js";
-import { percentile, round3 } from "./stats.js";
+import type { LabState } from "../src/lab/lab.js";
+import { percentile, rotate, round3 } from "./stats.js";
 
 export interface DataPath {
   /** e.g. trellis-vxlan, hand-host-gw, veth; a Trellis path and its hand-built twin differ only in the prefix. */
@@ -108,4 +109,51 @@ export async function iperf(made: Made, p: DataPath, seconds: number, signal: Ab
   } finally {
     if (server.pid !== undefined && server.exitCode === null) await stopProcess(server.pid, 1000);
   }
+}
+
+/** One measurement of one path in one round. */
+export interface DataSample {
+  round: number;
+  path: string;
+  gbps: number;
+  retransmits: number;
+  /** ICMP RTT per echo, µs. */
+  rttP50Us: number;
+  rttP99Us: number;
+  rttAvgUs: number;
+  pingLoss: number;
+}
+
+/** A 2-node lab's path from node1's pod to node2's pod (the lab must have one pod per node). */
+export function labPath(s: LabState, id: string, label: string): DataPath {
+  const [src, dst] = [s.plan.pods.find((p) => p.node === "node1")!, s.plan.pods.find((p) => p.node === "node2")!];
+  // Pods are keyed "namespace/name" (older labs: by name).
+  const dstIp = (s.podIps[`${dst.namespace}/${dst.name}`] ?? s.podIps[dst.name])?.[0];
+  if (!dstIp) throw new Error(`lab ${s.plan.name}: pod ${dst.name} has no address`);
+  const node1 = s.plan.nodes.find((n) => n.name === "node1")!.netns;
+  return { id, label, src: src.netns, dst: dst.netns, dstIp, mtu: eth0Mtu(src.netns), nftTables: nftTables(node1) };
+}
+
+/**
+ * Every path reachable first (3 echoes), then `rounds` rounds, the order rotated each round so no
+ * path always runs first: RTT by ping, then one TCP stream by iperf3.
+ */
+export async function measureDataplane(paths: DataPath[], made: Made, o: { rounds: number; pings: number; seconds: number }, signal: AbortSignal): Promise<DataSample[]> {
+  for (const p of paths) {
+    const r = await pingRtt(p, 3, signal);
+    if (r.loss === 3) throw new Error(`${p.label}: ${p.dstIp} unreachable from ${p.src}`);
+  }
+  const samples: DataSample[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    for (const p of rotate(paths, round)) {
+      const ping = await pingRtt(p, o.pings, signal);
+      const tp = await iperf(made, p, o.seconds, signal);
+      samples.push({
+        round: round + 1, path: p.id, gbps: round3(tp.gbps), retransmits: tp.retransmits,
+        rttP50Us: ping.p50Us, rttP99Us: ping.p99Us, rttAvgUs: ping.avgUs, pingLoss: ping.loss,
+      });
+      console.error(`  round ${round + 1}/${o.rounds} ${p.label.padEnd(16)} ${tp.gbps.toFixed(2)} Gbit/s, RTT p50 ${ping.p50Us.toFixed(0)} µs`);
+    }
+  }
+  return samples;
 }
