@@ -355,7 +355,8 @@ export function agentCommand(globals: () => GlobalOptions): Command {
         ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
       });
       // Health endpoints are for probes: an address taken (two agents in one namespace) is logged, not fatal.
-      const health = o.healthAddr ? await serveHealth(o.healthAddr, () => agent.health()).catch((e: Error) => {
+      // The metrics server answers /healthz and /readyz too: given the same address, it alone listens.
+      const health = o.healthAddr && o.healthAddr !== o.metricsAddr ? await serveHealth(o.healthAddr, () => agent.health()).catch((e: Error) => {
         log(`${e.message}; no health endpoints`);
         return undefined;
       }) : undefined;
