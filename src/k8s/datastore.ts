@@ -89,6 +89,8 @@ function messageOf(e: unknown): string {
   return x?.message ?? String(e);
 }
 
+const NETWORK_ERROR = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|socket hang up|fetch failed|network|timed? ?out/i;
+
 /** A failed API call as the datastore's error: names the verb and resource, and what the server said. */
 function apiError(verb: string, what: string, e: unknown): DatastoreError {
   const code = statusOf(e);
@@ -96,7 +98,11 @@ function apiError(verb: string, what: string, e: unknown): DatastoreError {
   if (code === 401) return new DatastoreError("unavailable", `kubernetes: ${verb} ${what}: unauthorized (the kubeconfig's credentials are not accepted): ${msg}`, { cause: e });
   if (code === 403) return new DatastoreError("unavailable", `kubernetes: ${verb} ${what}: forbidden by RBAC: ${msg}`, { cause: e });
   if (code === 422 || code === 400) return new DatastoreError("invalid", `kubernetes: ${verb} ${what}: rejected by the API server: ${msg}`, { cause: e });
-  if (code === undefined) return new DatastoreError("unavailable", `kubernetes: ${verb} ${what}: API server unreachable: ${msg}`, { cause: e });
+  if (code === undefined && NETWORK_ERROR.test(`${msg} ${(e as { code?: unknown })?.code ?? ""}`)) {
+    return new DatastoreError("unavailable", `kubernetes: ${verb} ${what}: API server unreachable: ${msg}`, { cause: e });
+  }
+  // Not an answer from the server and not a network failure: a bug of ours or of the client.
+  if (code === undefined) return new DatastoreError("internal", `kubernetes: ${verb} ${what}: ${msg}`, { cause: e });
   return new DatastoreError("unavailable", `kubernetes: ${verb} ${what}: ${code} ${msg}`, { cause: e });
 }
 
