@@ -6,15 +6,17 @@
 //   svc_services, which makes ONE verdict-map lookup per packet:
 //     ip daddr . meta l4proto . th dport vmap @svc_cluster_ips     (ClusterIP:port -> chain)
 //     fib daddr type local ... meta l4proto . th dport vmap @svc_node_ports   (NodePort -> chain)
-//   A service port's chain (svc_sp_<ns>/<name>/<proto>/<port>) picks an endpoint:
-//     affinity first (ip saddr @svc_aff_<endpoint> goto <endpoint chain>), then
-//     numgen random mod N vmap { 0 : goto <endpoint chain>, ... }.
+//   A service port's chain (svc_sp_<ns>/<name>/<proto>/<port>) picks an endpoint with ONE rule:
+//     meta l4proto tcp dnat ip to numgen random mod 2^20 map @svc_eps_<...>
+//   where the interval map svc_eps_<...> gives each endpoint an equal share of the range; scaling
+//   a Service changes only that map's elements (and the hairpin set's). ClientIP affinity keeps
+//   kube-proxy's layout instead: per endpoint a chain (svc_ep_<service port>__<ip>/<port>) that
+//   records the client in a timed set and DNATs, checked before `numgen ... vmap` in svc_sp_.
 //   svc_spl_... is the same over the node's local endpoints only (externalTrafficPolicy Local for
 //   NodePorts, internalTrafficPolicy Local for ClusterIPs); svc_ext_... marks NodePort traffic of
 //   an ETP Cluster service for masquerade, then goes to svc_sp_....
-//   An endpoint chain (svc_ep_<service port>__<ip>/<port>) marks hairpin traffic (the endpoint
-//   reaching itself) for masquerade, records affinity, and DNATs.
-//   svc_nat_postrouting masquerades what was marked (mark 0x4000, as kube-proxy).
+//   svc_nat_postrouting masquerades hairpin traffic (source and DNATed destination are one
+//   endpoint: set svc_hairpin) and what was marked (mark 0x4000, as kube-proxy).
 //   No usable endpoint: the ClusterIP/NodePort is an element of svc_no_endpoints /
 //   svc_no_endpoint_node_ports instead, checked by filter chains at priority -110 on input,
 //   forward and output for new connections: `goto svc_reject` (tcp reset, icmp port-unreachable)
@@ -35,8 +37,10 @@ export type Rule =
   | { t: "vmap-node-port"; map: string; ctNew?: boolean }
   | { t: "mark-masq" }
   | { t: "masquerade-marked" }
-  /** ip saddr <ip> jump svc_mark_masq: the endpoint reaching itself through its Service. */
-  | { t: "hairpin"; ip: string }
+  /** ct status dnat ip saddr . ip daddr @svc_hairpin masquerade: an endpoint that reached itself through its Service. */
+  | { t: "hairpin-masq" }
+  /** meta l4proto <p> dnat ip to numgen random mod SLOTS map @map: the endpoint whose slot range holds the number. */
+  | { t: "dnat-map"; protocol: Protocol; map: string }
   /** ip saddr @set goto chain */
   | { t: "affinity-check"; set: string; chain: string }
   /** update @set { ip saddr } */
@@ -68,12 +72,35 @@ export interface AffinitySet {
   timeoutSeconds: number;
 }
 
+/**
+ * The endpoints of one service port as an interval map over `numgen random mod SLOTS`: endpoint
+ * i of N owns slots [floor(i·SLOTS/N), floor((i+1)·SLOTS/N) − 1]. Scaling rewrites only these
+ * elements; the rule that reads the map stays as it is.
+ */
+export interface EndpointMap {
+  name: string;
+  /** Its data type names the protocol (`ip daddr . tcp dport`): nft 1.0 cannot read back `th dport` maps used after `meta l4proto`. */
+  protocol: Protocol;
+  endpoints: Array<{ lo: number; hi: number; ip: string; port: number }>;
+}
+
 export interface Ruleset {
   /** The node this ruleset is for, and its addresses (what `fib daddr type local` matches). */
   node: { name: string; addresses: string[] };
   maps: VerdictMap[];
+  endpointMaps: EndpointMap[];
   sets: AffinitySet[];
+  /** Addresses of this node's endpoints: set svc_hairpin holds `ip . ip` for each (masquerade when a pod reaches itself). */
+  hairpin: string[];
   chains: Chain[];
+}
+
+/** The numgen range endpoint maps divide among their endpoints (2^20: the bias of an uneven split is below 1e-6). */
+export const SLOTS = 1 << 20;
+
+/** The slot ranges of N endpoints, in order. */
+export function slotRanges(n: number): Array<{ lo: number; hi: number }> {
+  return Array.from({ length: n }, (_, i) => ({ lo: Math.floor((i * SLOTS) / n), hi: Math.floor(((i + 1) * SLOTS) / n) - 1 }));
 }
 
 export interface CompileInput {
@@ -87,6 +114,7 @@ export const MAP_CLUSTER_IPS = "svc_cluster_ips";
 export const MAP_NODE_PORTS = "svc_node_ports";
 export const MAP_NO_ENDPOINTS = "svc_no_endpoints";
 export const MAP_NO_ENDPOINT_NODE_PORTS = "svc_no_endpoint_node_ports";
+export const SET_HAIRPIN = "svc_hairpin";
 export const CHAIN_SERVICES = "svc_services";
 export const CHAIN_MARK_MASQ = "svc_mark_masq";
 export const CHAIN_REJECT = "svc_reject";
@@ -137,7 +165,7 @@ function baseChains(): Chain[] {
   return [
     { name: "svc_nat_prerouting", hook: { type: "nat", hook: "prerouting", priority: "dstnat" }, rules: [{ t: "jump", chain: CHAIN_SERVICES }] },
     { name: "svc_nat_output", hook: { type: "nat", hook: "output", priority: "-100" }, rules: [{ t: "jump", chain: CHAIN_SERVICES }] },
-    { name: "svc_nat_postrouting", hook: { type: "nat", hook: "postrouting", priority: "srcnat" }, rules: [{ t: "masquerade-marked" }] },
+    { name: "svc_nat_postrouting", hook: { type: "nat", hook: "postrouting", priority: "srcnat" }, rules: [{ t: "hairpin-masq" }, { t: "masquerade-marked" }] },
     check("input"),
     check("forward"),
     check("output"),
@@ -158,6 +186,8 @@ export function compileServices(input: CompileInput): Ruleset {
   const noEndpointNodePorts: Record<string, string> = {};
   const chains = new Map<string, Chain>();
   const sets = new Map<string, AffinitySet>();
+  const endpointMaps = new Map<string, EndpointMap>();
+  const hairpin = new Set<string>();
   const services = [...input.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
 
   for (const svc of services) {
@@ -171,54 +201,62 @@ export function compileServices(input: CompileInput): Ruleset {
       const epChain = (e: UsableEndpoint): string => {
         const name = `svc_ep_${id}__${e.ip}/${e.port}`;
         if (!chains.has(name)) {
-          const rules: Rule[] = [{ t: "hairpin", ip: e.ip }];
-          if (affinity) {
-            const set = `svc_aff_${id}__${e.ip}/${e.port}`;
-            sets.set(set, { name: set, timeoutSeconds: svc.affinityTimeoutSeconds });
-            rules.push({ t: "affinity-update", set });
-          }
-          rules.push({ t: "dnat", protocol: port.protocol, ip: e.ip, port: e.port });
-          chains.set(name, { name, rules });
+          const set = `svc_aff_${id}__${e.ip}/${e.port}`;
+          sets.set(set, { name: set, timeoutSeconds: svc.affinityTimeoutSeconds });
+          chains.set(name, { name, rules: [{ t: "affinity-update", set }, { t: "dnat", protocol: port.protocol, ip: e.ip, port: e.port }] });
         }
         return name;
       };
+      // A selection chain. Without affinity its objects depend on the Service alone: the chain
+      // reads an endpoint map, and endpoints only change that map's elements. With ClientIP
+      // affinity it is kube-proxy's layout (one chain and one affinity set per endpoint).
       const selection = (name: string, eps: UsableEndpoint[], comment: string): string => {
+        if (!affinity) {
+          const map = name.replace(/^svc_sp(l?)_/, "svc_eps$1_");
+          endpointMaps.set(map, { name: map, protocol: port.protocol, endpoints: slotRanges(eps.length).map((r, i) => ({ ...r, ip: eps[i]!.ip, port: eps[i]!.port })) });
+          chains.set(name, { name, rules: [{ t: "dnat-map", protocol: port.protocol, map }], comment });
+          return name;
+        }
         const targets = eps.map(epChain);
-        const rules: Rule[] = [];
-        if (affinity) eps.forEach((e, i) => rules.push({ t: "affinity-check", set: `svc_aff_${id}__${e.ip}/${e.port}`, chain: targets[i]! }));
-        rules.push({ t: "numgen", chains: targets });
+        const rules: Rule[] = eps.map((e, i) => ({ t: "affinity-check", set: `svc_aff_${id}__${e.ip}/${e.port}`, chain: targets[i]! }));
+        if (targets.length) rules.push({ t: "numgen", chains: targets });
         chains.set(name, { name, rules, comment });
         return name;
       };
       const all = usableEndpoints(svc, port, input.slices);
       const local = usableEndpoints(svc, port, input.slices, input.node.name);
+      for (const e of all) if (e.nodeName === undefined || e.nodeName === input.node.name) hairpin.add(e.ip);
       const addrKey = `${clusterIp} . ${l4(port.protocol)} . ${port.port}`;
       const npKey = port.nodePort !== undefined && svc.type === "NodePort" ? `${l4(port.protocol)} . ${port.nodePort}` : undefined;
       const label = `${svc.namespace}/${svc.name}:${port.name || port.port}`;
+      const needsLocal = svc.internalTrafficPolicy === "Local" || (npKey !== undefined && svc.externalTrafficPolicy === "Local");
+      const needsAll = svc.internalTrafficPolicy === "Cluster" || (npKey !== undefined && svc.externalTrafficPolicy === "Cluster");
+      const sp = needsAll && (all.length > 0 || !affinity) ? selection(`svc_sp_${id}`, all, `${label} endpoints`) : undefined;
+      const spl = needsLocal && (local.length > 0 || !affinity) ? selection(`svc_spl_${id}`, local, `${label} local endpoints`) : undefined;
 
       // ClusterIP traffic.
       const internal = svc.internalTrafficPolicy === "Local" ? local : all;
       if (all.length === 0) noEndpoints[addrKey] = `goto ${CHAIN_REJECT}`;
       else if (internal.length === 0) noEndpoints[addrKey] = "drop";
-      else if (svc.internalTrafficPolicy === "Local") clusterIps[addrKey] = `goto ${selection(`svc_spl_${id}`, local, `${label} local endpoints`)}`;
-      else clusterIps[addrKey] = `goto ${selection(`svc_sp_${id}`, all, `${label} endpoints`)}`;
+      else clusterIps[addrKey] = `goto ${svc.internalTrafficPolicy === "Local" ? spl : sp}`;
 
       // NodePort traffic, on every local address of the node.
       if (npKey) {
+        let ext: string | undefined;
+        if (svc.externalTrafficPolicy === "Cluster" && sp) {
+          ext = `svc_ext_${id}`;
+          chains.set(ext, { name: ext, rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: sp }], comment: `${label} from outside: masquerade` });
+        }
         if (all.length === 0) noEndpointNodePorts[npKey] = `goto ${CHAIN_REJECT}`;
         else if (svc.externalTrafficPolicy === "Local") {
           if (local.length === 0) noEndpointNodePorts[npKey] = "drop";
-          else nodePorts[npKey] = `goto ${selection(`svc_spl_${id}`, local, `${label} local endpoints`)}`;
-        } else {
-          const sp = selection(`svc_sp_${id}`, all, `${label} endpoints`);
-          const ext = `svc_ext_${id}`;
-          chains.set(ext, { name: ext, rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: sp }], comment: `${label} from outside: masquerade` });
-          nodePorts[npKey] = `goto ${ext}`;
-        }
+          else nodePorts[npKey] = `goto ${spl}`;
+        } else nodePorts[npKey] = `goto ${ext}`;
       }
     }
   }
   const byName = <T extends { name: string }>(xs: Iterable<T>): T[] => [...xs].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const num = (a: string): bigint => parseIp(a)?.value ?? 0n;
   return {
     node: { name: input.node.name, addresses: [...input.node.addresses] },
     maps: [
@@ -227,7 +265,9 @@ export function compileServices(input: CompileInput): Ruleset {
       { name: MAP_NO_ENDPOINTS, key: "addr-proto-port", elements: noEndpoints },
       { name: MAP_NO_ENDPOINT_NODE_PORTS, key: "proto-port", elements: noEndpointNodePorts },
     ],
+    endpointMaps: byName(endpointMaps.values()),
     sets: byName(sets.values()),
+    hairpin: [...hairpin].sort((a, b) => (num(a) < num(b) ? -1 : num(a) > num(b) ? 1 : 0)),
     chains: [...baseChains(), ...byName(chains.values())],
   };
 }

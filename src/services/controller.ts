@@ -1,17 +1,18 @@
 // The agent's services side (issue 12, first wiring): watches Services, EndpointSlices, Pods and
 // Trellis' endpoint records in the datastore, derives the EndpointSlices of Services with a
 // selector (when none is stored for them), compiles this node's ruleset and applies it with one
-// `nft -f` that replaces table `inet trellis-svc` whole. The last Service gone: the table is
-// deleted. No Service at all (and none seen since start): no nft call, nothing in the kernel.
+// `nft -f`: the first time a replacement of table `inet trellis-svc` whole, then only the
+// difference (renderDelta: an endpoint change is element operations). The last Service gone: the
+// table is deleted. No Service at all (and none seen since start): no nft call, nothing in the kernel.
 import type { Datastore } from "../datastore/types.js";
 import { WatchedObjects } from "../datastore/watched.js";
 import type { ServicesKernel } from "../kernel/services.js";
 import { ENDPOINT_PREFIX, modelFromObjects, POD_PREFIX } from "../policy/store-model.js";
-import { compileServices, SERVICES_TABLE } from "./compile.js";
+import { compileServices, SERVICES_TABLE, type Ruleset } from "./compile.js";
 import { endpointSlicesFor } from "./endpoints.js";
 import type { EndpointSlice, PodInfo, Service } from "./model.js";
 import { parseEndpointSlice, parseService } from "./parse.js";
-import { renderFull } from "./render.js";
+import { renderDelta, renderFull } from "./render.js";
 
 export const SERVICE_PREFIX = "/trellis/services/";
 export const ENDPOINTSLICE_PREFIX = "/trellis/endpointslices/";
@@ -63,7 +64,24 @@ export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }
 /** The script that replaces the services table with `script`'s content (or deletes it: undefined). */
 export function replaceScript(body: string | undefined): string {
   const t = `inet ${SERVICES_TABLE}`;
-  return body === undefined ? `delete table ${t}\n` : `add table ${t}\ndelete table ${t}\n${body}`;
+  // `add` first: deleting a table that is not there (any more) is not an error then.
+  return `add table ${t}\ndelete table ${t}\n${body ?? ""}`;
+}
+
+/**
+ * What to send to bring the kernel from `applied` (what this agent last applied; undefined = no
+ * table of ours, or unknown) to `want` (undefined = no Service). Pure.
+ * - nothing of ours and nothing wanted: no script at all;
+ * - the last Service gone: delete the table;
+ * - first sync (or after a failed apply): replace the table whole in one transaction;
+ * - else renderDelta: endpoint changes are element operations (see DESIGN.md).
+ */
+export function syncScript(applied: Ruleset | undefined, want: Ruleset | undefined, tableExists: boolean): { script: string; kind: "none" | "delete" | "full" | "delta" } {
+  if (want === undefined) return tableExists ? { script: replaceScript(undefined), kind: "delete" } : { script: "", kind: "none" };
+  if (applied === undefined) return { script: replaceScript(renderFull(want)), kind: "full" };
+  const delta = renderDelta(applied, want);
+  if (delta === undefined) return { script: renderFull(want, applied), kind: "full" };
+  return { script: delta, kind: delta === "" ? "none" : "delta" };
 }
 
 export interface ServicesSyncOptions {
@@ -80,10 +98,13 @@ export interface ServicesSyncOptions {
 export class ServicesSync {
   private readonly stored: WatchedObjects;
   private started = false;
-  private pending = false;
-  private running = false;
-  /** What the kernel holds: undefined = no table of ours (never made, or deleted). */
-  private applied: string | undefined;
+  private queued = false;
+  /** Syncs run one after another on this chain; `idle()` waits for it. */
+  private tail: Promise<void> = Promise.resolve();
+  /** What the kernel holds as far as this agent knows: undefined = nothing known (never applied, or an apply failed). */
+  private applied: Ruleset | undefined;
+  /** Whether a table of ours may exist (applied once, not deleted since). */
+  private tableExists = false;
   private readonly reported = new Map<string, string>();
 
   constructor(private readonly o: ServicesSyncOptions) {
@@ -99,52 +120,48 @@ export class ServicesSync {
     this.recompute();
   }
 
-  /** The script this node's table should be made of now; undefined without a Service. */
-  desired(): string | undefined {
+  /** Resolves once every change seen so far has been applied (or has failed). */
+  idle(): Promise<void> {
+    return this.tail;
+  }
+
+  /** This node's ruleset now; undefined without a Service. */
+  desired(): Ruleset | undefined {
     const input = servicesFromObjects(this.stored.all.values(), (key, why) => {
       if (this.reported.get(key) === why) return;
       this.reported.set(key, why);
       this.o.log(`services: ignoring ${key}: ${why}`);
     });
     if (input.services.length === 0) return undefined;
-    const ruleset = compileServices({ node: { name: this.o.node, addresses: this.o.nodeIps() }, services: input.services, slices: input.slices });
-    return renderFull(ruleset);
+    return compileServices({ node: { name: this.o.node, addresses: this.o.nodeIps() }, services: input.services, slices: input.slices });
   }
 
   private recompute(): void {
-    if (!this.started || this.pending || this.o.signal.aborted) return;
-    this.pending = true;
-    queueMicrotask(() => {
-      this.pending = false;
-      void this.sync();
+    if (!this.started || this.queued || this.o.signal.aborted) return;
+    this.queued = true;
+    this.tail = this.tail.then(async () => {
+      this.queued = false;
+      await this.sync();
     });
   }
 
   private async sync(): Promise<void> {
-    if (this.running) {
-      this.pending = true;
-      setTimeout(() => { this.pending = false; this.recompute(); }, 20).unref?.();
-      return;
-    }
-    this.running = true;
+    if (this.o.signal.aborted) return;
+    const want = this.desired();
+    const { script, kind } = syncScript(this.applied, want, this.tableExists);
+    if (kind === "none") return;
     try {
-      const want = this.desired();
-      if (want === this.applied) return;
-      // Nothing of ours in the kernel and nothing wanted: no nft call at all.
-      if (want === undefined) {
-        await this.o.kernel.apply(replaceScript(undefined));
-        this.applied = undefined;
-        this.o.log(`services: no Service left, table inet ${SERVICES_TABLE} deleted`);
-        return;
-      }
-      await this.o.kernel.apply(replaceScript(want));
+      await this.o.kernel.apply(script);
       this.applied = want;
-      this.o.log(`services: table inet ${SERVICES_TABLE} programmed`);
+      this.tableExists = want !== undefined;
+      this.o.log(kind === "delete" ? `services: no Service left, table inet ${SERVICES_TABLE} deleted`
+        : `services: table inet ${SERVICES_TABLE} ${kind === "full" ? "programmed" : "updated"} (${kind}, ${script.split("\n").length - 1} lines)`);
     } catch (e) {
+      // The kernel's state is not known now: the next attempt replaces the table whole.
+      this.applied = undefined;
+      this.tableExists = true;
       this.o.log(`services: cannot apply (${(e as Error).message}); retrying`);
       setTimeout(() => this.recompute(), this.o.retryMs ?? 1000).unref?.();
-    } finally {
-      this.running = false;
     }
   }
 }

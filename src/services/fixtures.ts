@@ -31,3 +31,7 @@ export const WEB_LOCAL = svc("web", {
   ports: [{ name: "http", protocol: "TCP", port: 80, targetPort: "http", nodePort: 30080 }],
 });
 export const WEB_SLICE = slice("web", [ep("10.244.1.8", "node1"), ep("10.244.2.9", "node2")], [{ name: "http", protocol: "TCP", port: 8080 }]);
+
+/** ClientIP affinity, 600 s, two endpoints. */
+export const AFFINITY = svc("sticky", { clusterIP: "10.96.0.30", sessionAffinity: "ClientIP", affinityTimeoutSeconds: 600 });
+export const AFFINITY_SLICE = slice("sticky", [ep("10.244.1.10", "node1"), ep("10.244.2.11", "node2")], [{ name: "", protocol: "TCP", port: 8080 }]);

@@ -6,28 +6,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { compileServices } from "./compile.js";
-import { DNS_SERVICE, DNS_SLICE, ep, NODE, slice, svc, WEB_LOCAL, WEB_SLICE } from "./fixtures.js";
+import { compileServices, slotRanges, SLOTS } from "./compile.js";
+import { AFFINITY, AFFINITY_SLICE, DNS_SERVICE, DNS_SLICE, ep, NODE, slice, svc, WEB_LOCAL, WEB_SLICE } from "./fixtures.js";
+import { GOLDEN_CASES } from "./golden-cases.js";
 import { renderDelta, renderFull } from "./render.js";
 
 const GOLDEN_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "src", "services", "golden");
-
-const AFFINITY = svc("sticky", { clusterIP: "10.96.0.30", sessionAffinity: "ClientIP", affinityTimeoutSeconds: 600 });
-const AFFINITY_SLICE = slice("sticky", [ep("10.244.1.10", "node1"), ep("10.244.2.11", "node2")], [{ name: "", protocol: "TCP", port: 8080 }]);
-const EMPTY = svc("empty", { clusterIP: "10.96.0.40", type: "NodePort", ports: [{ name: "", protocol: "TCP", port: 80, targetPort: 8080, nodePort: 30040 }] });
-const DRAINING = svc("draining", { clusterIP: "10.96.0.50" });
-const DRAINING_SLICE = slice("draining", [
-  ep("10.244.1.20", "node1", { ready: false, serving: true, terminating: true }),
-  ep("10.244.2.21", "node2", { ready: false, serving: false, terminating: true }),
-], [{ name: "", protocol: "TCP", port: 8080 }]);
-
-export const GOLDEN_CASES: Record<string, () => string> = {
-  "clusterip-2ports-3endpoints.nft": () => renderFull(compileServices({ node: NODE, services: [DNS_SERVICE], slices: [DNS_SLICE] })),
-  "nodeport-etp-local.nft": () => renderFull(compileServices({ node: NODE, services: [WEB_LOCAL], slices: [WEB_SLICE] })),
-  "affinity.nft": () => renderFull(compileServices({ node: NODE, services: [AFFINITY], slices: [AFFINITY_SLICE] })),
-  "no-endpoints.nft": () => renderFull(compileServices({ node: NODE, services: [EMPTY], slices: [] })),
-  "terminating-only.nft": () => renderFull(compileServices({ node: NODE, services: [DRAINING], slices: [DRAINING_SLICE] })),
-};
 
 describe("renderFull: golden files", () => {
   if (process.env.TRELLIS_UPDATE_GOLDEN === "1") {
@@ -59,29 +43,61 @@ describe("renderFull", () => {
     const text = renderFull(after, before);
     assert.match(text, /flush chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80\ndelete chain inet trellis-svc svc_ep_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
     assert.match(text, /delete set inet trellis-svc svc_aff_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
+    const dnsBefore = compileServices({ node: NODE, services: [DNS_SERVICE], slices: [DNS_SLICE] });
+    assert.match(renderFull(after, dnsBefore), /^delete map inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns$/m);
   });
 });
 
 describe("renderDelta", () => {
   const dns = (eps: ReturnType<typeof ep>[]) => compileServices({ node: NODE, services: [DNS_SERVICE, WEB_LOCAL], slices: [{ ...DNS_SLICE, endpoints: eps }, WEB_SLICE] });
-  it("an endpoint added: its chains, the service ports' selection chains, no map element, nothing of other Services", () => {
-    const before = dns(DNS_SLICE.endpoints);
-    const after = dns([...DNS_SLICE.endpoints, ep("10.244.3.3", "node3")]);
-    const text = renderDelta(before, after)!;
-    assert.doesNotMatch(text, /web|element|delete table|svc_services/);
-    assert.match(text, /^add chain inet trellis-svc svc_ep_default\/kube-dns\/udp\/dns__10\.244\.3\.3\/53$/m);
-    assert.match(text, /^flush chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/m);
-    assert.match(text, /numgen random mod 4 vmap/);
+  const lines = (text: string): string[] => text.trim().split("\n");
+  it("an endpoint added: only elements of that Service's endpoint maps, nothing of other Services", () => {
+    const text = renderDelta(dns(DNS_SLICE.endpoints), dns([...DNS_SLICE.endpoints, ep("10.244.3.3", "node3")]))!;
+    for (const l of lines(text)) assert.match(l, /^(add|delete) element inet trellis-svc svc_eps_default\/kube-dns\//, l);
+    assert.match(text, /^add element inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns \{ .*786432-1048575 : 10\.244\.3\.3 \. 53 \}$/m);
   });
-  it("last endpoint gone: map elements move from the service map to the reject map", () => {
-    const text = renderDelta(dns(DNS_SLICE.endpoints), dns([]))!;
+  it("an endpoint removed: only elements, the hairpin set's included when it was on this node", () => {
+    const text = renderDelta(dns(DNS_SLICE.endpoints), dns(DNS_SLICE.endpoints.filter((e) => e.addresses[0] !== "10.244.1.5")))!;
+    for (const l of lines(text)) assert.match(l, /^(add|delete) element inet trellis-svc (svc_eps_default\/kube-dns\/|svc_hairpin )/, l);
+    assert.match(text, /^delete element inet trellis-svc svc_hairpin \{ 10\.244\.1\.5 \. 10\.244\.1\.5 \}$/m);
+  });
+  it("last endpoint gone and back: map elements move between the service map and the reject map, no chain changes", () => {
+    const full = dns(DNS_SLICE.endpoints);
+    const text = renderDelta(full, dns([]))!;
+    for (const l of lines(text)) assert.match(l, /^(add|delete) element /, l);
     assert.match(text, /^delete element inet trellis-svc svc_cluster_ips \{ 10\.96\.0\.10 \. tcp \. 53, 10\.96\.0\.10 \. udp \. 53 \}$/m);
     assert.match(text, /^add element inet trellis-svc svc_no_endpoints \{ 10\.96\.0\.10 \. tcp \. 53 : goto svc_reject, 10\.96\.0\.10 \. udp \. 53 : goto svc_reject \}$/m);
-    assert.match(text, /^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/m);
-    // Map elements that point at a chain are deleted before the chain is.
-    assert.ok(text.indexOf("delete element") < text.indexOf("delete chain"));
+    for (const l of lines(renderDelta(dns([]), full)!)) assert.match(l, /^(add|delete) element /, l);
+  });
+  it("ClientIP affinity keeps kube-proxy's layout: an endpoint added adds its chain and set and rewrites the selection chain", () => {
+    const before = compileServices({ node: NODE, services: [AFFINITY], slices: [AFFINITY_SLICE] });
+    const after = compileServices({ node: NODE, services: [AFFINITY], slices: [{ ...AFFINITY_SLICE, endpoints: [...AFFINITY_SLICE.endpoints, ep("10.244.3.12", "node3")] }] });
+    const text = renderDelta(before, after)!;
+    assert.match(text, /^add set inet trellis-svc svc_aff_default\/sticky\/tcp\/80__10\.244\.3\.12\/8080 /m);
+    assert.match(text, /^add chain inet trellis-svc svc_ep_default\/sticky\/tcp\/80__10\.244\.3\.12\/8080$/m);
+    assert.match(text, /^flush chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80$/m);
+    assert.match(text, /numgen random mod 3 vmap/);
+  });
+  it("a Service removed: its elements, then its chains, then its endpoint maps", () => {
+    const text = renderDelta(dns(DNS_SLICE.endpoints), compileServices({ node: NODE, services: [WEB_LOCAL], slices: [WEB_SLICE] }))!;
+    const at = (re: RegExp): number => lines(text).findIndex((l) => re.test(l));
+    assert.ok(at(/^delete element inet trellis-svc svc_cluster_ips/) < at(/^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/));
+    assert.ok(at(/^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/) < at(/^delete map inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns$/));
   });
   it("nothing changed: an empty script", () => {
     assert.equal(renderDelta(dns(DNS_SLICE.endpoints), dns(DNS_SLICE.endpoints)), "");
+  });
+});
+
+describe("slotRanges", () => {
+  it("splits the numgen range into N contiguous, nearly equal parts covering all of it", () => {
+    for (const n of [1, 2, 3, 7, 100]) {
+      const r = slotRanges(n);
+      assert.equal(r[0]!.lo, 0);
+      assert.equal(r.at(-1)!.hi, SLOTS - 1);
+      for (let i = 1; i < n; i++) assert.equal(r[i]!.lo, r[i - 1]!.hi + 1);
+      const sizes = r.map((x) => x.hi - x.lo + 1);
+      assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1, `n=${n}: ${sizes}`);
+    }
   });
 });

@@ -2,7 +2,7 @@
 // (a no-op when it exists) and flushed before it is filled, so one script replaces everything
 // Trellis' services own in table `inet trellis-svc` atomically;
 // renderDelta sends only what changed between two rulesets. Pure.
-import { CHAIN_MARK_MASQ, MASQ_MARK, SERVICES_TABLE, type AffinitySet, type Chain, type Rule, type Ruleset, type VerdictMap } from "./compile.js";
+import { MASQ_MARK, SERVICES_TABLE, SET_HAIRPIN, SLOTS, type AffinitySet, type Chain, type EndpointMap, type Rule, type Ruleset, type VerdictMap } from "./compile.js";
 
 const T = `inet ${SERVICES_TABLE}`;
 const q = (s: string): string => `"${s.replace(/["\\]/g, "")}"`;
@@ -22,8 +22,10 @@ export function renderRule(r: Rule): string {
       return `meta mark set meta mark | ${hex(MASQ_MARK)}`;
     case "masquerade-marked":
       return `meta mark & ${hex(MASQ_MARK)} == ${hex(MASQ_MARK)} meta mark set meta mark ^ ${hex(MASQ_MARK)} masquerade fully-random`;
-    case "hairpin":
-      return `ip saddr ${r.ip} jump ${CHAIN_MARK_MASQ}`;
+    case "hairpin-masq":
+      return `ct status dnat ip saddr . ip daddr @${SET_HAIRPIN} masquerade fully-random`;
+    case "dnat-map":
+      return `meta l4proto ${r.protocol.toLowerCase()} dnat ip to numgen random mod ${SLOTS} map @${r.map}`;
     case "affinity-check":
       return `ip saddr @${r.set} goto ${r.chain}`;
     case "affinity-update":
@@ -49,6 +51,14 @@ const mapType = (m: VerdictMap): string =>
   m.key === "addr-proto-port" ? "type ipv4_addr . inet_proto . inet_service : verdict;" : "type inet_proto . inet_service : verdict;";
 const mapDecl = (m: VerdictMap): string => `add map ${T} ${m.name} { ${mapType(m)} }`;
 const setDecl = (s: AffinitySet): string => `add set ${T} ${s.name} { type ipv4_addr; flags dynamic,timeout; timeout ${s.timeoutSeconds}s; }`;
+const endpointMapDecl = (m: EndpointMap): string => `add map ${T} ${m.name} { typeof numgen random mod ${SLOTS} : ip daddr . ${m.protocol.toLowerCase()} dport; flags interval; }`;
+const hairpinDecl = `add set ${T} ${SET_HAIRPIN} { type ipv4_addr . ipv4_addr; }`;
+const range = (e: { lo: number; hi: number }): string => (e.lo === e.hi ? String(e.lo) : `${e.lo}-${e.hi}`);
+const slotElement = (e: EndpointMap["endpoints"][number]): string => `${range(e)} : ${e.ip} . ${e.port}`;
+const endpointElements = (m: EndpointMap, es: EndpointMap["endpoints"]): string[] =>
+  es.length ? [`add element ${T} ${m.name} { ${es.map(slotElement).join(", ")} }`] : [];
+const hairpinElements = (ips: readonly string[]): string[] =>
+  ips.length ? [`add element ${T} ${SET_HAIRPIN} { ${ips.map((ip) => `${ip} . ${ip}`).join(", ")} }`] : [];
 const ruleLines = (c: Chain): string[] => c.rules.map((r) => `add rule ${T} ${c.name} ${renderRule(r)}`);
 const sortedKeys = (o: Record<string, string>): string[] => Object.keys(o).sort();
 const elements = (m: VerdictMap, keys: string[]): string[] =>
@@ -64,18 +74,27 @@ export function renderFull(r: Ruleset, previous?: Ruleset): string {
   const staleChains = (previous?.chains ?? []).filter((c) => !now.has(c.name));
   const sets = new Set(r.sets.map((s) => s.name));
   const staleSets = (previous?.sets ?? []).filter((s) => !sets.has(s.name));
+  const epMaps = new Set(r.endpointMaps.map((m) => m.name));
+  const staleEpMaps = (previous?.endpointMaps ?? []).filter((m) => !epMaps.has(m.name));
   const lines = [
     `add table ${T}`,
     ...r.chains.map(chainDecl),
     ...r.maps.map(mapDecl),
+    ...r.endpointMaps.map(endpointMapDecl),
     ...r.sets.map(setDecl),
+    hairpinDecl,
     ...r.maps.map((m) => `flush map ${T} ${m.name}`),
+    ...r.endpointMaps.map((m) => `flush map ${T} ${m.name}`),
+    `flush set ${T} ${SET_HAIRPIN}`,
     ...r.chains.map((c) => `flush chain ${T} ${c.name}`),
     ...staleChains.map((c) => `flush chain ${T} ${c.name}`),
     ...staleChains.map((c) => `delete chain ${T} ${c.name}`),
     ...staleSets.map((s) => `delete set ${T} ${s.name}`),
+    ...staleEpMaps.map((m) => `delete map ${T} ${m.name}`),
     ...r.chains.flatMap(ruleLines),
     ...r.maps.flatMap((m) => elements(m, sortedKeys(m.elements))),
+    ...r.endpointMaps.flatMap((m) => endpointElements(m, m.endpoints)),
+    ...hairpinElements(r.hairpin),
   ];
   return lines.join("\n") + "\n";
 }
@@ -100,6 +119,9 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
   const newSets = new Set(after.sets.map((s) => s.name));
   const lines: string[] = [];
   lines.push(...after.sets.filter((s) => !oldSets.has(s.name)).map(setDecl));
+  const oldEpMaps = new Map(before.endpointMaps.map((m) => [m.name, m]));
+  const newEpMaps = new Set(after.endpointMaps.map((m) => m.name));
+  lines.push(...after.endpointMaps.filter((m) => !oldEpMaps.has(m.name)).map(endpointMapDecl));
   lines.push(...added.map(chainDecl));
   const oldMaps = new Map(before.maps.map((m) => [m.name, m]));
   const adds: string[] = [];
@@ -110,10 +132,25 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
     if (del.length) lines.push(`delete element ${T} ${m.name} { ${del.join(", ")} }`);
     adds.push(...elements(m, add));
   }
+  // Endpoint maps: ranges that are gone or point elsewhere deleted, new ones added (deletes first: intervals may not overlap).
+  for (const m of after.endpointMaps) {
+    const was = oldEpMaps.get(m.name)?.endpoints ?? [];
+    const now = new Set(m.endpoints.map(slotElement));
+    const had = new Set(was.map(slotElement));
+    const del = was.filter((e) => !now.has(slotElement(e)));
+    if (del.length) lines.push(`delete element ${T} ${m.name} { ${del.map(range).join(", ")} }`);
+    adds.push(...endpointElements(m, m.endpoints.filter((e) => !had.has(slotElement(e)))));
+  }
+  const hpBefore = new Set(before.hairpin);
+  const hpAfter = new Set(after.hairpin);
+  const hpGone = before.hairpin.filter((ip) => !hpAfter.has(ip));
+  if (hpGone.length) lines.push(`delete element ${T} ${SET_HAIRPIN} { ${hpGone.map((ip) => `${ip} . ${ip}`).join(", ")} }`);
+  adds.push(...hairpinElements(after.hairpin.filter((ip) => !hpBefore.has(ip))));
   lines.push(...[...changed, ...removed].map((c) => `flush chain ${T} ${c.name}`));
   lines.push(...[...changed, ...added].flatMap(ruleLines));
   lines.push(...adds);
   lines.push(...removed.map((c) => `delete chain ${T} ${c.name}`));
   lines.push(...before.sets.filter((s) => !newSets.has(s.name)).map((s) => `delete set ${T} ${s.name}`));
+  lines.push(...before.endpointMaps.filter((m) => !newEpMaps.has(m.name)).map((m) => `delete map ${T} ${m.name}`));
   return lines.join("\n") + (lines.length ? "\n" : "");
 }

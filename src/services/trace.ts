@@ -13,7 +13,7 @@ export interface TracePacket {
   port: number;
   /** A pod of this node or something off the node arrive through prerouting; the node itself through output. */
   from: "pod" | "outside" | "node";
-  /** What `numgen random` returns (taken mod N). 0 by default. */
+  /** Which endpoint `numgen random` lands on: the index among the service port's endpoints (taken mod N). 0 by default. */
   pick?: number;
   /** Client addresses already in each affinity set (the sets' live state). */
   affinity?: Readonly<Record<string, readonly string[]>>;
@@ -29,6 +29,7 @@ type Outcome = { t: "continue" } | { t: "return" } | { t: "dnat"; endpoint: stri
 export function tracePacket(r: Ruleset, p: TracePacket): TraceResult {
   const chains = new Map<string, Chain>(r.chains.map((c) => [c.name, c]));
   const maps = new Map(r.maps.map((m) => [m.name, m]));
+  const endpointMaps = new Map(r.endpointMaps.map((m) => [m.name, m]));
   const path: string[] = [];
   const state = { marked: false, affinityUpdated: undefined as string | undefined };
   const isLocal = r.node.addresses.includes(p.dst);
@@ -65,9 +66,15 @@ export function tracePacket(r: Ruleset, p: TracePacket): TraceResult {
         return { t: "continue" };
       case "masquerade-marked":
         return { t: "continue" };
-      case "hairpin":
-        if (p.src === rule.ip) state.marked = true;
+      case "hairpin-masq":
         return { t: "continue" };
+      case "dnat-map": {
+        if (rule.protocol !== p.protocol) return { t: "continue" };
+        const eps = endpointMaps.get(rule.map)?.endpoints ?? [];
+        const e = eps[(p.pick ?? 0) % Math.max(eps.length, 1)];
+        // An empty map: the lookup misses, the rule does not match.
+        return e ? { t: "dnat", endpoint: `${e.ip}:${e.port}` } : { t: "continue" };
+      }
       case "affinity-check":
         return p.affinity?.[rule.set]?.includes(p.src) ? verdictOf(`goto ${rule.chain}`) : { t: "continue" };
       case "affinity-update":
@@ -99,7 +106,9 @@ export function tracePacket(r: Ruleset, p: TracePacket): TraceResult {
 
   const nat = run(p.from === "node" ? "svc_nat_output" : "svc_nat_prerouting");
   if (nat.t === "dnat") {
-    return { verdict: "dnat", endpoint: nat.endpoint, masquerade: state.marked, path, ...(state.affinityUpdated ? { affinityUpdated: state.affinityUpdated } : {}) };
+    // Postrouting: hairpin (the source is the endpoint itself, an element of svc_hairpin) or marked.
+    const hairpin = r.hairpin.includes(p.src) && nat.endpoint.startsWith(`${p.src}:`);
+    return { verdict: "dnat", endpoint: nat.endpoint, masquerade: state.marked || hairpin, path, ...(state.affinityUpdated ? { affinityUpdated: state.affinityUpdated } : {}) };
   }
   // No DNAT: the filter hooks (input for the node's addresses, forward otherwise, output from the node).
   path.push(p.from === "node" ? "svc_filter_output" : isLocal ? "svc_filter_input" : "svc_filter_forward");
