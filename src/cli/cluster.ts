@@ -15,7 +15,9 @@ import { RealPolicyKernel } from "../kernel/policy.js";
 import { RealBirdKernel } from "../kernel/bird.js";
 import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
-import { BACKENDS, BLOCK_MODES, ConfigError, strandedBy, validateNetworkConfig, type NetworkConfig } from "../model/network.js";
+import {
+  BACKENDS, BLOCK_MODES, ConfigError, DEFAULT_NODE_PORT_RANGE_TEXT, DEFAULT_SERVICE_CIDR_TEXT, strandedBy, validateNetworkConfig, type NetworkConfig,
+} from "../model/network.js";
 import { formatOutput, outputOption, printTable, type OutputFormat } from "./table.js";
 import { PromAgentMetrics } from "../metrics/prom.js";
 import { cniCommandLabel } from "../metrics/series.js";
@@ -77,6 +79,8 @@ function configFromFlags(base: Record<string, unknown>, o: Record<string, unknow
   if (o.subnetMax !== undefined) raw.subnetMax = o.subnetMax;
   if (o.natOutgoing !== undefined) raw.natOutgoing = o.natOutgoing;
   if (o.blocks !== undefined) raw.blocks = o.blocks;
+  if (o.serviceCidr !== undefined) raw.serviceCIDR = o.serviceCidr;
+  if (o.nodePortRange !== undefined) raw.nodePortRange = o.nodePortRange;
   if (o.as !== undefined || o.nodeMesh !== undefined) {
     const bgp = { ...((base.bgp as Record<string, unknown>) ?? {}) };
     if (o.as !== undefined) bgp.asNumber = o.as;
@@ -105,6 +109,8 @@ function showConfig(c: NetworkConfig, output: string): string {
     ["mtu", c.backend.mtu ? String(c.backend.mtu) : "(underlay MTU - overhead)"],
     ["natOutgoing", String(c.natOutgoing)],
     ["blocks", c.blocks ?? "trellis"],
+    ["serviceCIDR", c.serviceCIDR ?? `${DEFAULT_SERVICE_CIDR_TEXT} (default)`],
+    ["nodePortRange", c.nodePortRange ?? `${DEFAULT_NODE_PORT_RANGE_TEXT} (default)`],
     ...(c.bgp ? [["bgp.asNumber", String(c.bgp.asNumber)], ["bgp.nodeMesh", String(c.bgp.nodeMesh)]] : []),
   ]);
 }
@@ -120,6 +126,8 @@ export function networkCommand(globals: () => GlobalOptions): Command {
     .option("--vni <n>", "VXLAN network identifier", int("--vni"))
     .option("--port <n>", "VXLAN UDP port", int("--port"))
     .option("--mtu <n>", "pod MTU (default: underlay MTU - 50 for VXLAN)", int("--mtu"))
+    .option("--service-cidr <cidr>", "where ClusterIPs are allocated (default 10.96.0.0/12)")
+    .option("--node-port-range <lo-hi>", "NodePorts (default 30000-32767)")
     .option("--nat-outgoing", "masquerade pod traffic leaving the pod network")
     .option("--no-nat-outgoing", "do not masquerade")
     .addOption(new Option("--blocks <source>", "trellis: agents lease free blocks; assigned: each node takes the block assigned to it (on Kubernetes its Node's spec.podCIDR)").choices(BLOCK_MODES))

@@ -5,15 +5,16 @@ import { LEASE_PREFIX, parseLease } from "../model/lease.js";
 import { evaluate, PolicyIndex, type DirectionVerdict } from "../policy/evaluate.js";
 import { PROTOCOLS, type PolicyModel, type Protocol } from "../policy/model.js";
 import { objectKey, parseDocuments, type Parsed } from "../policy/parse.js";
-import { allocateClusterIP } from "../services/allocate.js";
-import { parseEndpointSlice, parseService } from "../services/parse.js";
-import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX } from "../services/controller.js";
+import { prepareServices, releaseHeldBy } from "../services/apply.js";
+import { parseDatastoreUrl } from "../datastore/open.js";
+import { parseService } from "../services/parse.js";
+import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX, servicesFromObjects, STORED_SERVICE_OPTIONS } from "../services/controller.js";
 import {
   ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
 } from "../policy/store-model.js";
 import { readInputFile } from "../model/input.js";
 import { suggestField } from "../model/strict.js";
-import { readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
+import { datastoreUrl, readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
 import { formatOutput, outputOption, printTable } from "./table.js";
 
 export function applyCommands(globals: () => GlobalOptions): Command[] {
@@ -24,14 +25,22 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
       // Every document is validated before anything is written.
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
-        await allocateServiceIPs(s, docs);
-        for (const d of docs) {
-          const key = objectKey(d);
-          const value = JSON.stringify(d.raw);
-          const old = await s.get(key);
-          await s.put(key, value);
-          process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${old ? (old.value === value ? "unchanged" : "configured") : "created"}\n`);
+        const services = await prepareServices(s, docs, { allocate: parseDatastoreUrl(datastoreUrl(globals())).kind !== "kubernetes" });
+        const lines: string[] = [];
+        try {
+          for (const d of docs) {
+            const key = objectKey(d);
+            const value = JSON.stringify(d.raw);
+            const old = await s.get(key);
+            await s.put(key, value);
+            lines.push(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${old ? (old.value === value ? "unchanged" : "configured") : "created"}\n`);
+          }
+        } catch (e) {
+          await services.rollback();
+          throw e;
         }
+        await services.commit();
+        for (const l of lines) process.stdout.write(l);
         // "created" must not read as "enforced": say where nothing enforces policies.
         if (docs.some((d) => d.kind.endsWith("Policy"))) {
           for (const w of enforcementGaps(await readNodes(s))) process.stderr.write(`warning: ${w}\n`);
@@ -43,64 +52,17 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
     .requiredOption("-f, --filename <file>", "YAML or JSON file; - for stdin")
     .action(async (o: { filename: string }) => {
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
+      const allocates = parseDatastoreUrl(datastoreUrl(globals())).kind !== "kubernetes";
       await withStore(globals(), async (s) => {
         for (const d of docs) {
           const key = objectKey(d);
           const gone = await s.delete(key);
+          if (gone && d.kind === "Service" && allocates) await releaseHeldBy(s, `${d.object.namespace}/${d.object.name}`);
           process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${gone ? "deleted" : "not found"}\n`);
         }
       });
     });
   return [apply, del];
-}
-
-/**
- * Gives every Service being applied without a clusterIP one from the default service CIDR (keeping
- * the one already stored under its name), and refuses a ClusterIP another Service holds. Writes
- * the address into the document stored, so `get services -o json` shows it. Before any write.
- */
-async function allocateServiceIPs(s: Datastore, docs: Parsed[]): Promise<void> {
-  const services = docs.filter((d): d is Parsed & { kind: "Service" } => d.kind === "Service");
-  if (services.length === 0) return;
-  const held = new Map<string, string>();
-  for (const kv of (await s.list(SERVICE_PREFIX)).items) {
-    try {
-      const ip = parseService(JSON.parse(kv.value)).clusterIP;
-      if (ip && ip !== "None") held.set(kv.key, ip);
-    } catch {
-      // an invalid stored object holds nothing
-    }
-  }
-  const keys = new Set(services.map((d) => objectKey(d)));
-  const owner = new Map<string, string>();
-  for (const [k, ip] of held) if (!keys.has(k)) owner.set(ip, k);
-  const pending: Array<Parsed & { kind: "Service" }> = [];
-  for (const d of services) {
-    const key = objectKey(d);
-    const ip = d.object.clusterIP ?? held.get(key);
-    if (ip === undefined) {
-      pending.push(d);
-      continue;
-    }
-    if (ip !== "None") {
-      const other = owner.get(ip);
-      if (other && other !== key) throw new Error(`Service ${d.object.namespace}/${d.object.name}: spec.clusterIP ${JSON.stringify(ip)}: already allocated to ${other.slice(SERVICE_PREFIX.length)}`);
-      owner.set(ip, key);
-    }
-    setClusterIP(d, ip);
-  }
-  for (const d of pending) {
-    const ip = allocateClusterIP(owner.keys());
-    owner.set(ip, objectKey(d));
-    setClusterIP(d, ip);
-  }
-}
-
-function setClusterIP(d: Parsed & { kind: "Service" }, ip: string): void {
-  d.object.clusterIP = ip;
-  const raw = d.raw!;
-  const spec = raw.spec as Record<string, unknown>;
-  raw.spec = { ...spec, clusterIP: ip, clusterIPs: [ip] };
 }
 
 /** Where stored policies are not enforced: nodes whose agent runs with --no-policy, or no node at all. */
@@ -154,31 +116,47 @@ export function getCommand(globals: () => GlobalOptions): Command {
         namespaces: NAMESPACE_PREFIX, pods: POD_PREFIX, policies: POLICY_PREFIX, endpoints: ENDPOINT_PREFIX,
         services: SERVICE_PREFIX, endpointslices: ENDPOINTSLICE_PREFIX,
       }[resource];
+      if (resource === "endpointslices") {
+        // Stored slices and, for Services with a selector and no stored slice, the ones agents derive from pods.
+        const kvs = await withStore(globals(), async (s) =>
+          (await Promise.all([SERVICE_PREFIX, ENDPOINTSLICE_PREFIX, POD_PREFIX, ENDPOINT_PREFIX].map((p) => s.list(p)))).flatMap((r) => r.items));
+        const storedKeys = new Set(kvs.filter((kv) => kv.key.startsWith(ENDPOINTSLICE_PREFIX)).map((kv) => {
+          const v = JSON.parse(kv.value) as { metadata?: { namespace?: string; name?: string } };
+          return `${v.metadata?.namespace ?? "default"}/${v.metadata?.name}`;
+        }));
+        const { slices } = servicesFromObjects(kvs, (key, why) => process.stderr.write(`warning: ${key}: ${why}\n`));
+        const source = (x: { namespace: string; name: string }): string => (storedKeys.has(`${x.namespace}/${x.name}`) ? "stored" : "derived");
+        if (o.output !== "table") {
+          process.stdout.write(formatOutput({ items: slices.map((x) => ({ ...x, source: source(x) })) }, o.output));
+          return;
+        }
+        const ep = (e: (typeof slices)[number]["endpoints"][number]): string =>
+          `${e.addresses[0] ?? "?"}${e.ready ? "" : e.serving && e.terminating ? "(terminating)" : "(not ready)"}${e.nodeName ? `@${e.nodeName}` : ""}`;
+        process.stdout.write(printTable(["NAMESPACE", "NAME", "SERVICE", "ENDPOINTS", "PORTS", "SOURCE"], slices.map((x) => [
+          x.namespace, x.name, x.service, x.endpoints.map(ep).join(",") || "<none>", x.ports.map((p) => `${p.port}/${p.protocol}`).join(",") || "<none>", source(x),
+        ])) + "\n");
+        return;
+      }
       const items = await withStore(globals(), async (s) => (await s.list(prefix)).items);
       if (o.output !== "table") {
         process.stdout.write(formatOutput({ items: items.map((kv) => JSON.parse(kv.value) as unknown) }, o.output));
         return;
       }
-      if (resource === "services" || resource === "endpointslices") {
+      if (resource === "services") {
         const rows: string[][] = [];
         for (const kv of items) {
           try {
-            if (resource === "services") {
-              const v = parseService(JSON.parse(kv.value));
+            {
+              const v = parseService(JSON.parse(kv.value), STORED_SERVICE_OPTIONS);
               rows.push([v.namespace, v.name, v.type, v.clusterIP ?? "<none>",
                 v.ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol}`).join(","),
                 v.selector ? Object.entries(v.selector).map(([k, x]) => `${k}=${x}`).join(",") : "<none>"]);
-            } else {
-              const v = parseEndpointSlice(JSON.parse(kv.value));
-              rows.push([v.namespace, v.name, v.service, v.endpoints.flatMap((e) => e.addresses).join(",") || "<none>",
-                v.ports.map((p) => `${p.port}/${p.protocol}`).join(",")]);
             }
           } catch (e) {
             process.stderr.write(`warning: ${kv.key}: ${(e as Error).message}\n`);
           }
         }
-        process.stdout.write(printTable(resource === "services" ? ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR"]
-          : ["NAMESPACE", "NAME", "SERVICE", "ENDPOINTS", "PORTS"], rows) + "\n");
+        process.stdout.write(printTable(["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "PORTS", "SELECTOR"], rows) + "\n");
         return;
       }
       if (resource === "endpoints") {

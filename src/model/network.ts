@@ -39,6 +39,19 @@ export interface NetworkConfig {
    * Flannel does) and waits, reporting why, while it has none. Omitted means "trellis".
    */
   blocks?: BlockMode;
+  /** Where ClusterIPs are allocated from (default 10.96.0.0/12; must not overlap the pod network). */
+  serviceCIDR?: string;
+  /** NodePorts, "lo-hi" (default 30000-32767). */
+  nodePortRange?: string;
+}
+
+export const DEFAULT_SERVICE_CIDR_TEXT = "10.96.0.0/12";
+export const DEFAULT_NODE_PORT_RANGE_TEXT = "30000-32767";
+
+/** The node port range of a config as numbers. */
+export function nodePortRangeOf(c: Pick<NetworkConfig, "nodePortRange">): [number, number] {
+  const [lo, hi] = (c.nodePortRange ?? DEFAULT_NODE_PORT_RANGE_TEXT).split("-").map(Number);
+  return [lo!, hi!];
 }
 
 export const BLOCK_MODES = ["trellis", "assigned"] as const;
@@ -69,6 +82,7 @@ const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInt
 /** Every field a network config may have (strict input: anything else is refused). */
 export const NETWORK_CONFIG_SHAPE = obj({
   network: leaf, subnetLen: leaf, subnetMin: leaf, subnetMax: leaf, natOutgoing: leaf, blocks: leaf,
+  serviceCIDR: leaf, nodePortRange: leaf,
   backend: obj({ type: leaf, vni: leaf, port: leaf, mtu: leaf }),
   bgp: BGP_SETTINGS_SHAPE,
 });
@@ -124,6 +138,23 @@ export function validateNetworkConfig(raw: unknown, opts: ValidateOptions = {}):
       throw new ConfigError("blocks", r.blocks, `one of ${BLOCK_MODES.join(", ")}`);
     }
     if (r.blocks !== "trellis") out.blocks = r.blocks as BlockMode;
+  }
+  if (r.serviceCIDR !== undefined) {
+    const c = typeof r.serviceCIDR === "string" ? parseCidr(r.serviceCIDR, true) : undefined;
+    if (!c || c.family !== 4) throw new ConfigError("serviceCIDR", r.serviceCIDR, "not an IPv4 CIDR with the host bits zero, e.g. 10.96.0.0/12");
+    if (c.prefix > 30) throw new ConfigError("serviceCIDR", r.serviceCIDR, "too small: at most /30");
+    if (cidrOverlaps(c, network)) throw new ConfigError("serviceCIDR", r.serviceCIDR, `overlaps the pod network ${formatCidr(network)}`);
+    for (const [cidr, what] of RESERVED) {
+      if (cidrOverlaps(c, parseCidr(cidr)!)) throw new ConfigError("serviceCIDR", r.serviceCIDR, `overlaps ${cidr} (${what})`);
+    }
+    out.serviceCIDR = formatCidr(c);
+  }
+  if (r.nodePortRange !== undefined) {
+    const m = typeof r.nodePortRange === "string" ? /^(\d+)-(\d+)$/.exec(r.nodePortRange) : null;
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m ? Number(m[2]) : NaN;
+    if (!m || lo < 1 || hi > 65535 || lo > hi) throw new ConfigError("nodePortRange", r.nodePortRange, "must be \"lo-hi\" with 1 <= lo <= hi <= 65535, e.g. 30000-32767");
+    out.nodePortRange = `${lo}-${hi}`;
   }
   if (r.bgp !== undefined || out.backend.type === "bgp") {
     try {

@@ -22,6 +22,13 @@ export interface ServicesInput {
   slices: EndpointSlice[];
 }
 
+/**
+ * How the agents read stored Services: any IPv4 ClusterIP and any NodePort. Whoever allocated
+ * them checked the range (`trellis apply` against the network config, or the Kubernetes API server
+ * against its own --service-cluster-ip-range, which Trellis cannot see).
+ */
+export const STORED_SERVICE_OPTIONS = { serviceCidr: "0.0.0.0/0", nodePortRange: [1, 65535] } as const;
+
 /** Services (allocated, not headless) and their slices from stored objects: stored slices, else derived ones. Pure. */
 export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void): ServicesInput {
   const services: Service[] = [];
@@ -30,7 +37,7 @@ export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }
   for (const kv of kvs) {
     try {
       if (kv.key.startsWith(SERVICE_PREFIX)) {
-        const s = parseService(JSON.parse(kv.value));
+        const s = parseService(JSON.parse(kv.value), STORED_SERVICE_OPTIONS);
         if (s.clusterIP && s.clusterIP !== "None") services.push(s);
         else if (!s.clusterIP) invalid(kv.key, "no clusterIP allocated");
       } else if (kv.key.startsWith(ENDPOINTSLICE_PREFIX)) {
