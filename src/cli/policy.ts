@@ -24,7 +24,9 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
       // Every document is validated before anything is written.
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
-        await allocateServiceIPs(s, docs);
+        // On Kubernetes the API server allocates ClusterIPs (from its own --service-cluster-ip-range)
+        // and NodePorts; elsewhere Trellis does, from the default service CIDR.
+        if (s.kind !== "kubernetes") await allocateServiceIPs(s, docs);
         for (const d of docs) {
           const key = objectKey(d);
           const value = JSON.stringify(d.raw);
