@@ -6,7 +6,6 @@ import { evaluate, PolicyIndex, type DirectionVerdict } from "../policy/evaluate
 import { PROTOCOLS, type PolicyModel, type Protocol } from "../policy/model.js";
 import { objectKey, parseDocuments, type Parsed } from "../policy/parse.js";
 import { prepareServices, releaseHeldBy } from "../services/apply.js";
-import { parseDatastoreUrl } from "../datastore/open.js";
 import { parseService } from "../services/parse.js";
 import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX, servicesFromObjects, STORED_SERVICE_OPTIONS } from "../services/controller.js";
 import {
@@ -14,7 +13,7 @@ import {
 } from "../policy/store-model.js";
 import { readInputFile } from "../model/input.js";
 import { suggestField } from "../model/strict.js";
-import { datastoreUrl, readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
+import { readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
 import { formatOutput, outputOption, printTable } from "./table.js";
 
 export function applyCommands(globals: () => GlobalOptions): Command[] {
@@ -25,7 +24,9 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
       // Every document is validated before anything is written.
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
       await withStore(globals(), async (s) => {
-        const services = await prepareServices(s, docs, { allocate: parseDatastoreUrl(datastoreUrl(globals())).kind !== "kubernetes" });
+        // On Kubernetes the API server allocates ClusterIPs (from its own --service-cluster-ip-range)
+        // and NodePorts; elsewhere Trellis does, from the network config's serviceCIDR and nodePortRange.
+        const services = await prepareServices(s, docs, { allocate: s.kind !== "kubernetes" });
         const lines: string[] = [];
         try {
           for (const d of docs) {
@@ -52,12 +53,11 @@ export function applyCommands(globals: () => GlobalOptions): Command[] {
     .requiredOption("-f, --filename <file>", "YAML or JSON file; - for stdin")
     .action(async (o: { filename: string }) => {
       const docs = parseDocuments(readInputFile(o.filename), o.filename === "-" ? "stdin" : o.filename);
-      const allocates = parseDatastoreUrl(datastoreUrl(globals())).kind !== "kubernetes";
       await withStore(globals(), async (s) => {
         for (const d of docs) {
           const key = objectKey(d);
           const gone = await s.delete(key);
-          if (gone && d.kind === "Service" && allocates) await releaseHeldBy(s, `${d.object.namespace}/${d.object.name}`);
+          if (gone && d.kind === "Service" && s.kind !== "kubernetes") await releaseHeldBy(s, `${d.object.namespace}/${d.object.name}`);
           process.stdout.write(`${d.kind.toLowerCase()}/${key.split("/").slice(4).join("/")} ${gone ? "deleted" : "not found"}\n`);
         }
       });

@@ -44,6 +44,7 @@ export const BUILTIN_TYPES: readonly ResourceType[] = [
   builtin("", "events", "Event", true, { shortNames: ["ev"], fieldSelectors: ["involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid", "reason", "type", "source"] }),
   builtin("", "services", "Service", true, { statusSubresource: true, shortNames: ["svc"], nameRule: "label" }),
   builtin("", "endpoints", "Endpoints", true, { singular: "endpoints", shortNames: ["ep"] }),
+  builtin("discovery.k8s.io", "endpointslices", "EndpointSlice", true),
   builtin("networking.k8s.io", "networkpolicies", "NetworkPolicy", true, { shortNames: ["netpol"] }),
   builtin("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", false, { statusSubresource: true, shortNames: ["crd", "crds"] }),
 ];

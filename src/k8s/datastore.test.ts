@@ -175,6 +175,19 @@ describe("kubernetes datastore: keys are views of Kubernetes objects", () => {
       (e: unknown) => e instanceof DatastoreError && e.code === "invalid" && /spec.order/.test(e.message), "the CRD's schema refuses it");
   });
 
+  test("an existing Pod or NetworkPolicy written through the store is replaced (the view's timestamps are not sent back)", async () => {
+    const store = await KubernetesDatastore.open({ kubeConfig: admin, sweepIntervalMs: 0, log: () => undefined });
+    after(() => store.close());
+    await core.createNamespacedPod({ namespace: "prod", body: { metadata: { name: "relabel", labels: { a: "1" } }, spec: { containers: [{ name: "c", image: "x" }] },
+      status: { conditions: [{ type: "Ready", status: "True", lastTransitionTime: new Date() }] } } });
+    await eventually("the pod in the view", async () => (await store.get("/trellis/pods/prod/relabel")) !== undefined);
+    await store.put("/trellis/pods/prod/relabel", JSON.stringify({ apiVersion: "v1", kind: "Pod", metadata: { name: "relabel", namespace: "prod", labels: { a: "2" } } }));
+    assert.deepEqual((await core.readNamespacedPod({ namespace: "prod", name: "relabel" })).metadata?.labels, { a: "2" });
+    const np = { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "from-web", namespace: "prod" }, spec: { podSelector: {}, policyTypes: ["Ingress"] } };
+    await store.put("/trellis/policies/NetworkPolicy/prod/from-web", JSON.stringify(np));
+    assert.deepEqual((await admin.makeApiClient(k8s.NetworkingV1Api).readNamespacedNetworkPolicy({ namespace: "prod", name: "from-web" })).spec?.policyTypes, ["Ingress"]);
+  });
+
   test("a watch survives 410 Gone: what changed while it relisted arrives as puts and deletes", async () => {
     await core.createNamespacedPod({ namespace: "prod", body: { metadata: { name: "gone", labels: { a: "1" } }, spec: { containers: [{ name: "c", image: "x" }] } } });
     await eventually("pod gone to appear", async () => (await store.get("/trellis/pods/prod/gone")) !== undefined);

@@ -14,11 +14,12 @@
 // resourceVersions are compared as numbers only to drop a watch event older than what a write
 // already returned (both are etcd revisions on every API server in use; anything else is treated
 // as newer). Nothing here is known to the agent, the plugin or the policy engine.
+import { setMaxListeners } from "node:events";
 import * as k8s from "@kubernetes/client-node";
 import { DatastoreError, type Datastore, type KeyValue, type ListResult, type WatchEvent, type WatchMessage, type WriteOptions } from "../datastore/types.js";
 import { STATUS_PREFIX } from "../model/lease.js";
 import {
-  ANN_LEASE, apiVersionOf, collectionPath, entriesOf, nodeLeasePatch, nodePodCidr, nodeSettingsPatch, olderThan, RESOURCES, targetOf,
+  ANN_LEASE, apiVersionOf, collectionPath, entriesOf, keepAllocated, nodeLeasePatch, nodePodCidr, nodeSettingsPatch, olderThan, RESOURCES, targetOf,
   valueObject, valueObjectName, type ApiObject, type Entry, type ResourceName,
 } from "./mapping.js";
 
@@ -38,7 +39,7 @@ export interface KubernetesDatastoreOptions {
 }
 
 /** Which resources the datastore reads; every one is listed and watched. */
-const READ: ResourceName[] = ["nodes", "namespaces", "pods", "networkpolicies", "trellisnetworks", "trellispolicies", "globaltrellispolicies", "trellisbgppeers", "trellisvalues"];
+const READ: ResourceName[] = ["nodes", "namespaces", "pods", "networkpolicies", "services", "endpointslices", "trellisnetworks", "trellispolicies", "globaltrellispolicies", "trellisbgppeers", "trellisvalues"];
 
 interface Held extends KeyValue {
   expiresAt?: number;
@@ -129,6 +130,8 @@ export class KubernetesDatastore implements Datastore {
     this.objectsApi = k8s.KubernetesObjectApi.makeApiClient(kc);
     this.coreApi = kc.makeApiClient(k8s.CoreV1Api);
     this.watcher = new k8s.Watch(kc);
+    // One abort listener per reflector's watch, more than the default warning threshold of 10.
+    setMaxListeners(READ.length + 10, this.abort.signal);
     this.now = o.now ?? Date.now;
     this.say = o.log ?? ((l) => process.stderr.write(`${l}\n`));
   }
@@ -432,11 +435,20 @@ export class KubernetesDatastore implements Datastore {
           res = (await this.objectsApi.create(obj as k8s.KubernetesObject)) as ApiObject;
         } else {
           // Replace the object this view has seen: a resourceVersion precondition, so nobody's change is lost.
-          const keep = existing.metadata;
+          // Timestamps and managedFields are the server's (an update keeps them); they are also left
+          // out because the client serialises built-in kinds through its model classes, which want
+          // Dates where this view holds the JSON's strings.
+          const { creationTimestamp: _ct, deletionTimestamp: _dt, managedFields: _mf, ...keep } = existing.metadata;
           let body: ApiObject = { ...obj, metadata: { ...obj.metadata, resourceVersion: keep.resourceVersion } };
           if (r !== "trellisvalues") body.metadata = { ...keep, ...obj.metadata, resourceVersion: keep.resourceVersion };
-          // A Pod's spec is immutable: only what Trellis reads from its metadata (labels) changes.
-          if (r === "pods") body = { ...existing, metadata: { ...keep, labels: obj.metadata?.labels ?? {} } };
+          // A Pod's spec is immutable: only what Trellis reads from its metadata (labels) changes
+          // (its status is not written by an update).
+          if (r === "pods") {
+            const { status: _st, ...pod } = existing;
+            body = { ...pod, metadata: { ...keep, labels: obj.metadata?.labels ?? {} } };
+          }
+          // What the API server allocated (ClusterIP, NodePorts) stays unless the document names it.
+          if (r === "services") body = keepAllocated(existing, body);
           res = (await this.objectsApi.replace(body as k8s.KubernetesObject)) as ApiObject;
         }
         this.apply(r, typed(res));

@@ -8,6 +8,10 @@
 //   /trellis/namespaces/<ns>              Namespace                            Namespace
 //   /trellis/pods/<ns>/<name>             Pod (labels, container ports)        Pod
 //   /trellis/policies/NetworkPolicy/..    networking.k8s.io/v1 NetworkPolicy   the same
+//   /trellis/services/<ns>/<name>         v1 Service (spec as served)          the same (create/replace; the
+//                                                                              API server allocates ClusterIPs)
+//   /trellis/endpointslices/<ns>/<name>   discovery.k8s.io/v1 EndpointSlice    the same (normally written by
+//                                                                              the cluster's endpointslice controller)
 //   /trellis/policies/TrellisPolicy/..    TrellisPolicy (trellis.dev/v1)       the same
 //   /trellis/policies/GlobalTrellisPolicy GlobalTrellisPolicy                  the same
 //   /trellis/bgppeers/<name>              TrellisBGPPeer                       the same
@@ -55,6 +59,8 @@ export const RESOURCES = {
   namespaces: core("namespaces", "Namespace", false),
   pods: core("pods", "Pod", true),
   networkpolicies: { resource: "networkpolicies", group: "networking.k8s.io", version: "v1", kind: "NetworkPolicy", namespaced: true },
+  services: core("services", "Service", true),
+  endpointslices: { resource: "endpointslices", group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", namespaced: true },
   trellisnetworks: own("trellisnetworks", "TrellisNetwork", false),
   trellispolicies: own("trellispolicies", "TrellisPolicy", true),
   globaltrellispolicies: own("globaltrellispolicies", "GlobalTrellisPolicy", false),
@@ -94,6 +100,8 @@ const P = {
   namespaces: `${KEY_ROOT}namespaces/`,
   pods: `${KEY_ROOT}pods/`,
   policies: `${KEY_ROOT}policies/`,
+  services: `${KEY_ROOT}services/`,
+  endpointslices: `${KEY_ROOT}endpointslices/`,
   bgppeers: `${KEY_ROOT}bgppeers/`,
   nodesettings: `${KEY_ROOT}nodesettings/`,
   assigned: `${KEY_ROOT}assignedblocks/`,
@@ -113,13 +121,30 @@ export function nodePodCidr(node: ApiObject): string | undefined {
 
 const blockKey = (cidr: string): string => `${P.leases}${cidr.replace("/", "-")}`;
 
-/** A Pod, Namespace or policy reduced to what Trellis reads, as the document `trellis apply` would store. */
-function document(kind: string, apiVersion: string, o: ApiObject, spec: unknown): string {
+/**
+ * A Pod, Namespace, policy, Service or EndpointSlice reduced to what Trellis reads, as the document
+ * `trellis apply` would store: metadata is name, namespace and labels only (what the server fills
+ * in — uid, resourceVersion, managedFields, annotations — is not Trellis' input), no status.
+ */
+function document(kind: string, apiVersion: string, o: ApiObject, spec: unknown, body: Record<string, unknown> = {}): string {
   const m = o.metadata ?? {};
   const metadata: Record<string, unknown> = { name: m.name };
   if (m.namespace) metadata.namespace = m.namespace;
   if (m.labels && Object.keys(m.labels).length) metadata.labels = m.labels;
-  return JSON.stringify({ apiVersion, kind, metadata, ...(spec === undefined ? {} : { spec }) });
+  return JSON.stringify({ apiVersion, kind, metadata, ...body, ...(spec === undefined ? {} : { spec }) });
+}
+
+/**
+ * An EndpointSlice's body (it has no spec): addressType, endpoints and ports as served. Go's
+ * encoder writes an empty list as `null` (a slice without endpoints), the client's model classes
+ * drop it: both are given as [] so a listed and a watched slice have the same value.
+ */
+function sliceBody(o: ApiObject): Record<string, unknown> {
+  return {
+    addressType: o.addressType,
+    endpoints: Array.isArray(o.endpoints) ? o.endpoints : [],
+    ports: Array.isArray(o.ports) ? o.ports : [],
+  };
 }
 
 function podSpec(o: ApiObject): Record<string, unknown> {
@@ -149,6 +174,10 @@ export function entriesOf(r: ResourceName, o: ApiObject): Entry[] {
       return [{ key: `${P.pods}${m.namespace}/${name}`, value: document("Pod", "v1", o, podSpec(o)) }];
     case "networkpolicies":
       return [{ key: `${P.policies}NetworkPolicy/${m.namespace}/${name}`, value: document("NetworkPolicy", "networking.k8s.io/v1", o, o.spec ?? {}) }];
+    case "services":
+      return [{ key: `${P.services}${m.namespace}/${name}`, value: document("Service", "v1", o, o.spec ?? {}) }];
+    case "endpointslices":
+      return [{ key: `${P.endpointslices}${m.namespace}/${name}`, value: document("EndpointSlice", "discovery.k8s.io/v1", o, undefined, sliceBody(o)) }];
     case "trellispolicies":
       return [{ key: `${P.policies}TrellisPolicy/${m.namespace}/${name}`, value: document("TrellisPolicy", `${GROUP}/${VERSION}`, o, o.spec ?? {}) }];
     case "globaltrellispolicies":
@@ -254,6 +283,12 @@ export function targetOf(key: string): Target {
     if (kind === "TrellisPolicy" && a && b && parts.length === 3) return { type: "object", resource: "trellispolicies", namespace: a, name: b, build: fromDocument("trellispolicies", a, b) };
     if (kind === "GlobalTrellisPolicy" && a && parts.length === 2) return { type: "object", resource: "globaltrellispolicies", name: a, build: fromDocument("globaltrellispolicies", undefined, a) };
   }
+  parts = rest(P.services);
+  if (parts?.length === 2 && parts[0] && parts[1]) return { type: "object", resource: "services", namespace: parts[0], name: parts[1], build: fromDocument("services", parts[0], parts[1]) };
+  parts = rest(P.endpointslices);
+  if (parts?.length === 2 && parts[0] && parts[1]) {
+    return { type: "object", resource: "endpointslices", namespace: parts[0], name: parts[1], build: fromDocument("endpointslices", parts[0], parts[1]) };
+  }
   parts = rest(P.bgppeers);
   if (parts?.length === 1 && parts[0]) {
     const name = parts[0];
@@ -272,6 +307,33 @@ export function targetOf(key: string): Target {
   parts = rest(P.leases);
   if (parts?.length === 1 && /^[0-9.]+-\d+$/.test(parts[0]!)) return { type: "lease", block: parts[0]!.replace(/-(\d+)$/, "/$1") };
   return { type: "value", name: valueObjectName(key) };
+}
+
+/**
+ * A Service replacing `existing`: what the API server allocated (spec.clusterIP/clusterIPs, each
+ * port's nodePort, healthCheckNodePort) and the new document leaves unset is
+ * kept, as the API server itself does on update (its patchAllocatedValues): re-applying a Service
+ * written without a clusterIP keeps its address. Ports are matched by name, else by port and protocol.
+ */
+export function keepAllocated(existing: ApiObject, next: ApiObject): ApiObject {
+  const old = existing.spec ?? {};
+  const spec: Record<string, unknown> = { ...(next.spec ?? {}) };
+  const unset = (v: unknown): boolean => v === undefined || v === null || v === "";
+  const oldType = old.type ?? "ClusterIP";
+  if (oldType !== "ExternalName" && (spec.type ?? "ClusterIP") !== "ExternalName") {
+    if (unset(spec.clusterIP) && !unset(old.clusterIP)) spec.clusterIP = old.clusterIP;
+    if (unset(spec.clusterIPs) && Array.isArray(old.clusterIPs) && old.clusterIPs[0] === spec.clusterIP) spec.clusterIPs = old.clusterIPs;
+  }
+  if (unset(spec.healthCheckNodePort) && !unset(old.healthCheckNodePort) && spec.type === oldType) spec.healthCheckNodePort = old.healthCheckNodePort;
+  const oldPorts = Array.isArray(old.ports) ? (old.ports as Array<Record<string, unknown>>) : [];
+  if (Array.isArray(spec.ports) && (spec.type === "NodePort" || spec.type === "LoadBalancer")) {
+    spec.ports = (spec.ports as Array<Record<string, unknown>>).map((p) => {
+      if (!unset(p.nodePort) && p.nodePort !== 0) return p;
+      const was = oldPorts.find((q) => (p.name ? q.name === p.name : q.port === p.port && (q.protocol ?? "TCP") === (p.protocol ?? "TCP")));
+      return was && typeof was.nodePort === "number" ? { ...p, nodePort: was.nodePort } : p;
+    });
+  }
+  return { ...next, spec };
 }
 
 /** The TrellisValue object for a key. */

@@ -56,6 +56,10 @@ describe("AGENT_RULES", () => {
     ["", "pods", "", READ],
     ["", "namespaces", "", READ],
     ["networking.k8s.io", "networkpolicies", "", READ],
+    ["", "services", "", READ],
+    ["discovery.k8s.io", "endpointslices", "", READ],
+    ["", "endpoints", "", []],
+    ["", "services", "status", []],
     ["trellis.dev", "trellisnetworks", "", [...READ, "create"]],
     ["trellis.dev", "trellispolicies", "", READ],
     ["trellis.dev", "globaltrellispolicies", "", READ],
@@ -77,7 +81,8 @@ describe("AGENT_RULES", () => {
     for (const c of [
       call("get", "", "secrets"), call("list", "", "configmaps"), call("get", "", "nodes", { subresource: "proxy" }),
       call("get", "", "nodes", { subresource: "status" }), call("update", "", "nodes", { subresource: "status" }),
-      call("create", "", "pods", { subresource: "exec" }), call("get", "", "services"), call("list", "discovery.k8s.io", "endpointslices"),
+      call("create", "", "pods", { subresource: "exec" }), call("get", "", "services"), call("get", "discovery.k8s.io", "endpointslices"),
+      call("create", "", "services"), call("update", "discovery.k8s.io", "endpointslices"), call("list", "", "endpoints"),
       call("create", "events.k8s.io", "events"), call("list", "apiextensions.k8s.io", "customresourcedefinitions"),
       call("create", "rbac.authorization.k8s.io", "clusterrolebindings"), call("create", "authentication.k8s.io", "tokenreviews"),
     ]) {

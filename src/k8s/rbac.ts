@@ -7,6 +7,9 @@
 //     its own (the lease annotations; the NetworkUnavailable condition through nodes/status), and
 //     get one when a patch met a concurrent change;
 //   pods, namespaces, networkpolicies: list and watch, for policy;
+//   services, endpointslices (discovery.k8s.io): list and watch, for the services controller
+//     (Trellis replaces kube-proxy; the API server allocates ClusterIPs, the cluster's
+//     endpointslice controller writes the slices: the agent never writes either);
 //   trellisnetworks: list and watch, and create the default one (--network-init) when the cluster has none;
 //   trellispolicies, globaltrellispolicies, trellisbgppeers: list and watch (users write them);
 //   trellisvalues: the agent's own state (endpoints, status, leases it allocates): list, watch,
@@ -40,6 +43,8 @@ export const AGENT_RULES: readonly PolicyRule[] = [
   { apiGroups: [""], resources: ["nodes/status"], verbs: ["patch"] },
   { apiGroups: [""], resources: ["pods", "namespaces"], verbs: READ },
   { apiGroups: ["networking.k8s.io"], resources: ["networkpolicies"], verbs: READ },
+  { apiGroups: [""], resources: ["services"], verbs: READ },
+  { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: READ },
   { apiGroups: ["trellis.dev"], resources: ["trellisnetworks"], verbs: [...READ, "create"] },
   { apiGroups: ["trellis.dev"], resources: ["trellispolicies", "globaltrellispolicies", "trellisbgppeers"], verbs: READ },
   { apiGroups: ["trellis.dev"], resources: ["trellisvalues"], verbs: ["get", ...READ, "create", "update", "delete"] },

@@ -3,7 +3,9 @@
 // account token bound to the manifest's ClusterRole, each node takes its Node's spec.podCIDR,
 // pods attached with Kubernetes-style CNI_ARGS get their Pod's labels' policies, and
 // NetworkPolicies and Trellis policies written to the API server (as `kubectl apply` would) are
-// enforced across nodes. Every call the agents made is one the ClusterRole allows, and every
+// enforced across nodes; a Service and its EndpointSlice written there (as a user and the
+// endpointslice controller would) take a pod's connection to the ClusterIP to a pod on another
+// node. Every call the agents made is one the ClusterRole allows, and every
 // permission the ClusterRole grants is used.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -15,8 +17,10 @@ import { spawnSync } from "node:child_process";
 import { eventually, labSkip, TestLab, type CheckReport } from "../helpers/lab.js";
 import { TRELLIS_CLI } from "../helpers/netns.js";
 import { PROD_DEV_POLICIES, PROD_DEV_SPEC } from "../helpers/policy.js";
+import { connect, hasServicesTable } from "../helpers/services.js";
 
 const skip = labSkip();
+const CLUSTER_IP = "10.96.0.50";
 
 interface ApiCall { user: string; verb: string; group: string; resource: string; subresource?: string; name?: string; namespace?: string; code: number }
 
@@ -124,6 +128,35 @@ describe("a 3-node lab on the Kubernetes datastore (fake API server in the lab)"
     const c = r.cells.find((x) => x.from === "prod/web2" && x.to === "prod/api" && x.probe === "8080/TCP");
     assert.equal(c?.reached, true, "web2 is a web: api admits it");
     lab.podDelete("prod/web2");
+  });
+
+  test("a Service (explicit clusterIP) and its EndpointSlice written to the API server: a pod reaches the endpoint on another node", async () => {
+    const web = lab.pod("prod/web"); // node1; api-from-web admits it on api's http port
+    const api = lab.pod("prod/api"); // node2
+    // What a user applies, and what the cluster's endpointslice controller would write for it.
+    const service = { apiVersion: "v1", kind: "Service", metadata: { name: "api", namespace: "prod" },
+      spec: { type: "ClusterIP", clusterIP: CLUSTER_IP, clusterIPs: [CLUSTER_IP], selector: { app: "api" }, ports: [{ name: "http", port: 80, protocol: "TCP", targetPort: "http" }] } };
+    const slice = { apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice", addressType: "IPv4",
+      metadata: { name: "api-x7k2p", namespace: "prod", labels: { "kubernetes.io/service-name": "api", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io" } },
+      endpoints: [{ addresses: [api.ip], conditions: { ready: true, serving: true, terminating: false }, nodeName: "node2", targetRef: { kind: "Pod", namespace: "prod", name: "api" } }],
+      ports: [{ name: "http", port: 8080, protocol: "TCP" }] };
+    kubeApply([service, slice]);
+    const p = (await eventually(`${CLUSTER_IP}:80 connects from prod/web`, 30_000, () => {
+      const r = connect(web.netns, CLUSTER_IP, 80, 1000);
+      assert.equal(r.reached, true, "connected");
+      return r;
+    }, 250)).value;
+    assert.equal(p.seenAs, web.ip, `api (${api.ip}) saw the client's own address`);
+    const got = lab.cli("get", "services", "-o", "json");
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal((JSON.parse(got.stdout) as { items: Array<{ metadata: { name: string }; spec: { clusterIP?: string } }> }).items.find((i) => i.metadata.name === "api")?.spec.clusterIP, CLUSTER_IP);
+
+    // The endpointslice controller removing the endpoint, then the Service deleted: the table goes from every node.
+    const r = inControl(["lab", "kube-apply", "--kubeconfig", admin(), "--delete", "-f", "-"], [slice, service].map((d) => JSON.stringify(d)).join("\n---\n"));
+    assert.equal(r.code, 0, r.stderr);
+    await eventually("no node has a services table", 15_000, () => {
+      for (const n of lab.status().nodes) assert.equal(hasServicesTable(n.netns), false, `${n.name} has no table inet trellis-svc`);
+    }, 250);
   });
 
   test("the agents' API calls are exactly what the ClusterRole allows", async () => {

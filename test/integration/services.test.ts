@@ -5,10 +5,9 @@
 // without endpoints refuses connections at once (TCP reset, not a timeout); a node without any
 // Service has no services table, and deleting the last Service removes it.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { eventually, labSkip, TestLab, trellisWithInput } from "../helpers/lab.js";
-import { sh, TRELLIS_CLI } from "../helpers/netns.js";
+import { connect, hasServicesTable } from "../helpers/services.js";
 
 const skip = labSkip();
 
@@ -29,15 +28,6 @@ const service = (name: string, selector: Record<string, string>, port: number, t
 const WEB = service("web", { app: "web" }, 80, "http");
 const EMPTY = service("empty", { app: "nobody" }, 81, 8080);
 
-interface Probe { reached: boolean; ms: number; seenAs?: string }
-function connect(netns: string, ip: string, port: number, timeoutMs: number): Probe {
-  const out = sh("nsenter", [`--net=/run/netns/${netns}`, TRELLIS_CLI, "probe", "connect", "--timeout-ms", String(timeoutMs),
-    "--targets", JSON.stringify([{ ip, port, protocol: "TCP" }])]);
-  return (JSON.parse(out) as Probe[])[0]!;
-}
-const hasTable = (netns: string): boolean =>
-  spawnSync("ip", ["netns", "exec", netns, "nft", "list", "table", "inet", "trellis-svc"], { encoding: "utf8" }).status === 0;
-
 describe("services in a 2-node lab: ClusterIP to a pod on the other node", { skip, timeout: 120_000 }, () => {
   const lab = new TestLab();
   const ips = new Map<string, string>();
@@ -48,7 +38,7 @@ describe("services in a 2-node lab: ClusterIP to a pod on the other node", { ski
   after(() => lab.down());
 
   test("with no Service stored, no node has a services table", () => {
-    for (const n of lab.status().nodes) assert.equal(hasTable(n.netns), false, `${n.name} has no table inet trellis-svc`);
+    for (const n of lab.status().nodes) assert.equal(hasServicesTable(n.netns), false, `${n.name} has no table inet trellis-svc`);
   });
 
   test("apply allocates ClusterIPs from 10.96.0.0/12 and get services -o json shows them", () => {
@@ -99,7 +89,7 @@ describe("services in a 2-node lab: ClusterIP to a pod on the other node", { ski
   test("deleting the last Service removes the services table from every node", async () => {
     lab.deleteObjects([WEB, EMPTY]);
     await eventually("no node has a services table", 15_000, () => {
-      for (const n of lab.status().nodes) assert.equal(hasTable(n.netns), false, `${n.name} has no table inet trellis-svc`);
+      for (const n of lab.status().nodes) assert.equal(hasServicesTable(n.netns), false, `${n.name} has no table inet trellis-svc`);
     }, 250);
   });
 });
