@@ -102,6 +102,8 @@ const networkSpec: Schema = object({
     mtu: int({ minimum: 576, maximum: 65535, description: "pod MTU (default: the underlay's minus the encapsulation)" }),
   }, { required: ["type"], description: "default: vxlan" }),
   natOutgoing: bool({ description: "masquerade pod traffic leaving the pod network" }),
+  serviceCIDR: str({ pattern: IPV4_CIDR, description: "where `trellis apply` allocates ClusterIPs without an API server (default 10.96.0.0/12); on Kubernetes the API server's --service-cluster-ip-range applies" }),
+  nodePortRange: str({ pattern: "^[0-9]{1,5}-[0-9]{1,5}$", description: "NodePorts, lo-hi (default 30000-32767)" }),
   bgp: object({
     asNumber: asNumber("the AS of every node that does not set its own (default 64512)"),
     nodeMesh: bool({ description: "full node-to-node iBGP mesh (default true)" }),
