@@ -217,11 +217,13 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
       await waitFor(`the agent on ${node.name} to ${plan.datastore === "kubernetes" ? "be ready and install the CNI config" : "lease a block"} (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, readyMs,
         () => (fs.existsSync(plan.datastore === "kubernetes" ? conflist : subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
-    if (plan.pods.some((p) => p.labels !== undefined)) {
+    if (plan.pods.some((p) => p.labels !== undefined) || plan.services) {
+      // One `trellis apply`, the operator's own path: Services get their ClusterIP there.
+      const services = plan.services ?? [];
       const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"],
-        labObjects(plan).map((d) => JSON.stringify(d)).join("\n---\n"));
-      if (!r.ok) throw new Error(`cannot apply the spec's namespaces and pods: ${r.out}`);
-      progress(`applied ${plan.namespaces.length} namespace(s) and ${plan.pods.length} pod(s)`);
+        [...labObjects(plan), ...services].map((d) => JSON.stringify(d)).join("\n---\n"));
+      if (!r.ok) throw new Error(`cannot apply the spec's namespaces, pods and services: ${r.out}`);
+      progress(`applied ${plan.namespaces.length} namespace(s), ${plan.pods.length} pod(s)${services.length ? ` and ${services.length} service object(s)` : ""}`);
     }
   }
 
@@ -271,7 +273,7 @@ function attachPod(state: LabState, pod: LabPod, tools: LabTools): string[] {
   state.podIps[podKey(pod)] = ips;
   if (pod.ports && pod.ports.length > 0) {
     const list = (proto: string): string => pod.ports!.filter((x) => x.protocol === proto).map((x) => x.port).join(",");
-    const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP")],
+    const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP"), "--id", podKey(pod)],
       path.join(nodeDir(plan.name, pod.node), `probe-${pod.namespace}-${pod.name}.log`));
     state.pids.push({ what: `probe ${podKey(pod)}`, pid });
   }
