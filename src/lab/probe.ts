@@ -136,7 +136,8 @@ export async function probeService(t: ProbeTarget, timeoutMs: number): Promise<S
   const expect = new Set(t.expect ?? []);
   const max = t.attempts ?? Math.max(3, 20 * expect.size);
   const allSeen = (): boolean => expect.size > 0 && [...expect].every((a) => r.answered[a]);
-  const batch = Math.min(8, Math.max(1, expect.size));
+  // Nothing expected (no endpoint, or every one closed by policy): all attempts at once, each a timeout or a refusal.
+  const batch = Math.min(8, expect.size > 0 ? expect.size : max);
   while (r.attempts < max && !allSeen()) {
     const n = Math.min(batch, max - r.attempts);
     r.attempts += n;
@@ -148,9 +149,6 @@ export async function probeService(t: ProbeTarget, timeoutMs: number): Promise<S
       else if (x.refused) r.refused++;
       else r.timedOut++;
     }
-    // Nothing expected (a Service without endpoints, or every endpoint closed by policy): a few
-    // attempts show it; a refusal answers at once.
-    if (expect.size === 0 && r.refused + r.timedOut >= Math.min(max, 3) && Object.keys(r.answered).length === 0) break;
   }
   r.ms = Date.now() - started;
   return r;
