@@ -149,5 +149,6 @@ export function serviceSummary(c: ServiceCheckCell): string {
   if (c.outcome === "dropped") return "dropped (ITP Local, none on node)";
   const blocked = c.endpoints.filter((x) => x.expect === "blocked").length;
   const never = c.endpoints.filter((x) => x.expect === "never").length;
-  return `${c.reached} reached${blocked ? `, ${blocked} closed by policy` : ""}${never ? `, ${never} not ready` : ""}`;
+  const rest = `${blocked ? `, ${blocked} closed by policy` : ""}${never ? `, ${never} never chosen (not ready)` : ""}`;
+  return c.reached.endsWith("/0") ? `none should answer${rest}` : `${c.reached} reached${rest}`;
 }
