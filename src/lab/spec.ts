@@ -42,7 +42,7 @@ export function parseLabServices(v: unknown, source: string): Array<Record<strin
     try {
       parsed = parseDocuments(JSON.stringify(doc), `services[${i}]`);
     } catch (e) {
-      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: ${(e as Error).message}`);
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: services[${i}]: ${(e as Error).message}`);
     }
     const o = parsed[0]!.object as { namespace?: string; name: string };
     const key = `${doc.kind} ${o.namespace ?? "default"}/${o.name}`;

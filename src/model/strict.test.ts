@@ -233,7 +233,7 @@ describe("lab spec services", () => {
   });
   it("refuses an unknown field of a Service with its path, another kind, a duplicate, and a non-list", () => {
     assert.throws(() => parseLabSpec(`${pods}services:\n  - {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {ports: [{port: 80, targetPrt: 8080}]}}\n`, "lab.yaml"),
-      /invalid lab spec lab\.yaml: .*spec\.ports\[0\]\.targetPrt.*unknown field/);
+      /invalid lab spec lab\.yaml: services\[0\]: .*spec\.ports\[0\]\.targetPrt: unknown field \(did you mean targetPort\?\)/);
     assert.throws(() => parseLabSpec(`${pods}services:\n  - {apiVersion: v1, kind: Pod, metadata: {name: p}}\n`, "lab.yaml"),
       /lab\.yaml: services\[0\]\.kind "Pod": must be one of Service, EndpointSlice/);
     assert.throws(() => parseLabSpec(`${pods}services:\n${web}${web}`, "lab.yaml"), /services\[1\] "shop\/web": Service appears twice/);
