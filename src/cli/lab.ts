@@ -4,10 +4,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  etcdControl, LAB_RESYNC_SECONDS, labCheck, labDown, labExists, labPodAdd, labPodDelete, labStatus, labUp, listLabs, requireState, saveState, startAgent, stopAgent, verdict, type CheckCell, type CheckReport, type LabTools,
+  etcdControl, LAB_RESYNC_SECONDS, labApply, labCheck, labDown, labExists, labPodAdd, labPodDelete, labStatus, labUp, listLabs, requireState, saveState, startAgent, stopAgent, verdict, type CheckCell, type CheckReport, type LabTools,
 } from "../lab/lab.js";
 import { processAlive } from "../kernel/netns.js";
 import { parseLabSpec, settingsWithSpec } from "../lab/spec.js";
+import { serviceSummary } from "../lab/service-check.js";
 import { LAB_BACKENDS, LAB_DATASTORES, labWarnings, type LabBackend, type LabDatastore } from "../lab/plan.js";
 import { readInputFile } from "../model/input.js";
 import { MODES, type Mode } from "../cni/config.js";
@@ -61,6 +62,11 @@ export function renderCheck(r: CheckReport): string {
     return c ? short(verdict(c)) : "";
   })]);
   const lines = [printTable(["from \\ to", ...columns.map((c) => (c.probe === "ICMP" ? c.to : `${c.to}:${c.probe}`))], rows)];
+  if (r.services.length > 0) {
+    lines.push("", printTable(["from", "", "service:port", "cluster ip", "endpoints", ""], r.services.map((c) => [
+      `${c.from} (${c.node})`, "→", `svc ${c.service}:${c.probe}`, c.clusterIP, serviceSummary(c), c.passed ? "ok" : "FAIL",
+    ])), "");
+  }
   const count = (f: (c: CheckCell) => boolean): number => r.cells.filter(f).length;
   const expected = count((c) => c.expected);
   const parts = [
@@ -72,12 +78,18 @@ export function renderCheck(r: CheckReport): string {
     const refused = r.cells.filter((c) => c.unreachableByConfig && !c.accepted).length;
     parts.push(`${r.unreachable.cells} unreachable by configuration (${refused === 0 ? "as this lab was made" : `${refused} NOT accepted: the lab was not made with --allow-unreachable`})`);
   }
+  if (r.services.length > 0) {
+    parts.push(`${r.services.length} Service probe(s): ${r.services.filter((c) => c.passed).length} as expected`);
+  }
   lines.push(parts.join("; "));
   for (const why of r.unreachable.reasons) lines.push(`  unreachable by configuration: ${why}`);
   for (const c of r.cells.filter((x) => x.expected !== x.reached)) {
     lines.push(c.expected
       ? `  FAIL ${c.from} -> ${c.to} ${c.probe}: should connect (${c.why}); ${c.cause ? `cause: ${c.cause}` : "cause not established"}`
       : `  LEAK ${c.from} -> ${c.to} ${c.probe}: connects but should not (${c.why})`);
+  }
+  for (const c of r.services.filter((x) => !x.passed)) {
+    for (const f of c.failures) lines.push(`  FAIL ${c.from} -> svc ${c.service} ${c.probe} (${c.clusterIP}): ${f}`);
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push("legend: ok = reachable as expected, - = closed as expected (policy), x = unreachable by configuration, FAIL = should connect but does not, LEAK = connects but should not");
@@ -99,7 +111,7 @@ export function labCommand(): Command {
     .option("--segments <n>", "underlay subnets, joined by a router", int("--segments"), 1)
     .addOption(new Option("--datastore <kind>", "embedded (no server), a real etcd, or kubernetes (a Kubernetes-protocol API server) in a control-plane namespace").choices(LAB_DATASTORES).default("embedded"))
     .option("--no-nat-outgoing", "do not masquerade pod traffic to the outside")
-    .option("--spec <file>", "YAML lab spec: settings, namespaces with labels, pods with namespace, labels, node and ports (README: Lab spec)")
+    .option("--spec <file>", "YAML lab spec: settings, namespaces with labels, pods with namespace, labels, node and ports, services (README: Lab spec)")
     .option("--pod-cidr <cidr>", "pod network (with agents)")
     .option("--subnet-len <n>", "node block prefix length (with agents)", int("--subnet-len"))
     .option("--allow-unreachable", "build a topology that leaves node pairs without a path (host-gw across segments); lab check accepts those pairs")
@@ -170,7 +182,7 @@ export function labCommand(): Command {
     });
 
   lab.command("check")
-    .description("probe every pod pair and compare with what should connect; exit 0 only if all agree")
+    .description("probe every pod pair and every Service port (from a pod on each node, until every endpoint answered) and compare with what should connect; exit 0 only if all agree")
     .requiredOption("--name <name>", "lab name")
     .addOption(outputOption())
     .action(async (o: { name: string; output: string }) => {
@@ -217,11 +229,12 @@ export function labCommand(): Command {
 
   const pod = lab.command("pod").description("add or remove a pod in a running lab (as a runtime would)");
   pod.command("add")
+    .description("add a pod; with --labels a Service selects (and --ports serving its targetPort) it becomes one of that Service's endpoints")
     .requiredOption("--name <name>", "lab name")
     .requiredOption("--pod <ns/name>", "pod namespace/name")
     .requiredOption("--node <node>", "node to run it on")
     .option("--labels <k=v,...>", "pod labels", "")
-    .option("--ports <port/proto,...>", "ports it declares and serves, e.g. http:80/TCP,53/UDP", "")
+    .option("--ports <port/proto,...>", "ports it declares and serves, e.g. http:80/TCP,53/UDP (a Service's named targetPort resolves against them)", "")
     .addOption(cniDir)
     .action((o: { name: string; pod: string; node: string; labels: string; ports: string; cniBinDir?: string }) => {
       requireRoot();
@@ -238,6 +251,15 @@ export function labCommand(): Command {
       });
       const r = labPodAdd(o.name, { namespace: ns!, name: podName!, node: o.node, labels, ports }, tools(o.cniBinDir));
       process.stdout.write(JSON.stringify({ pod: `${ns}/${podName}`, node: o.node, netns: r.pod.netns, ips: r.ips }) + "\n");
+    });
+  lab.command("apply")
+    .description("store Services, EndpointSlices (and any object `trellis apply` takes) in a running lab, as `trellis --lab NAME apply -f` does; lab check then probes the Services")
+    .requiredOption("--name <name>", "lab name")
+    .requiredOption("-f, --filename <file>", "YAML or JSON file, several documents allowed; - for stdin")
+    .addOption(cniDir)
+    .action((o: { name: string; filename: string; cniBinDir?: string }) => {
+      requireRoot();
+      process.stdout.write(labApply(o.name, readInputFile(o.filename), tools(o.cniBinDir)));
     });
   pod.command("delete")
     .requiredOption("--name <name>", "lab name")

@@ -12,6 +12,8 @@ import {
   ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
 } from "../policy/store-model.js";
 import { readInputFile } from "../model/input.js";
+import { explainToService, renderServiceExplanation } from "../policy/explain-service.js";
+import { readServices } from "../services/read.js";
 import { suggestField } from "../model/strict.js";
 import { readNodes, renderNodes, withStore, type GlobalOptions } from "./cluster.js";
 import { formatOutput, outputOption, printTable } from "./table.js";
@@ -215,11 +217,23 @@ export function policyCommand(globals: () => GlobalOptions): Command {
     .option("--from-ip <ip>", "source address (not a pod)")
     .option("--to <ns/pod>", "destination pod")
     .option("--to-ip <ip>", "destination address (not a pod)")
-    .requiredOption("--port <port/proto>", "destination port, e.g. 80/TCP")
+    .option("--to-service <ns/name>", "a Service: every endpoint the connection may land on, each with its verdict")
+    .requiredOption("--port <port/proto>", "destination port, e.g. 80/TCP; with --to-service a service port: 80, 80/UDP or its name")
+    .option("--protocol <proto>", "with --to-service: TCP, UDP or SCTP (default: the port's, else TCP)")
     .addOption(outputOption(["text", "json", "yaml"]))
-    .action(async (o: { from?: string; fromIp?: string; to?: string; toIp?: string; port: string; output: string }) => {
+    .action(async (o: { from?: string; fromIp?: string; to?: string; toIp?: string; toService?: string; port: string; protocol?: string; output: string }) => {
       if (!o.from === !o.fromIp) throw new Error("give exactly one of --from NS/POD or --from-ip IP");
-      if (!o.to === !o.toIp) throw new Error("give exactly one of --to NS/POD or --to-ip IP");
+      if ([o.to, o.toIp, o.toService].filter((x) => x !== undefined).length !== 1) throw new Error("give exactly one of --to NS/POD, --to-ip IP or --to-service NS/NAME");
+      if (o.protocol !== undefined && !o.toService) throw new Error("--protocol goes with --to-service (else give --port PORT/PROTO)");
+      if (o.toService) {
+        const { model, services } = await withStore(globals(), async (s) => ({
+          model: await loadModel(s), services: await readServices(s, (key, why) => process.stderr.write(`warning: ignoring ${key}: ${why}\n`)),
+        }));
+        const src = o.from ? podAddress(model, o.from, "--from") : o.fromIp!;
+        const e = explainToService(model, services, { service: o.toService, port: o.port, ...(o.protocol ? { protocol: o.protocol } : {}), src });
+        process.stdout.write(o.output === "text" ? renderServiceExplanation(e, o.from ?? src) + "\n" : formatOutput(e, o.output));
+        return;
+      }
       const { port, protocol } = parsePort(o.port);
       const model = await withStore(globals(), loadModel);
       const src = o.from ? podAddress(model, o.from, "--from") : o.fromIp!;

@@ -25,7 +25,9 @@ import type { Lease } from "../model/lease.js";
 import type { NetworkConfig } from "../model/network.js";
 import { evaluate, PolicyIndex } from "../policy/evaluate.js";
 import type { PolicyModel, Protocol } from "../policy/model.js";
-import type { ProbeTarget } from "./probe.js";
+import type { ProbeTarget, ServiceProbeResult } from "./probe.js";
+import type { ServicesInput } from "../services/controller.js";
+import { judgeServiceProbe, serviceProbeJobs, type CheckPod, type ServiceCheckCell, type ServiceProbeJob } from "./service-check.js";
 import {
   LAB_NAME_RE, labNetnsPrefix, labObjects, labWarnings, nodeConflist, planLab, unreachableNodePairs, type LabTor, type LabNode, type LabOptions, type LabPlan, type LabPod,
 } from "./plan.js";
@@ -217,11 +219,13 @@ export async function labUp(opts: LabOptions, tools: LabTools, progress: Progres
       await waitFor(`the agent on ${node.name} to ${plan.datastore === "kubernetes" ? "be ready and install the CNI config" : "lease a block"} (see ${path.join(nodeDir(plan.name, node.name), "agent.log")})`, readyMs,
         () => (fs.existsSync(plan.datastore === "kubernetes" ? conflist : subnetFileOf(plan.name, node.name)) ? true : undefined));
     }
-    if (plan.pods.some((p) => p.labels !== undefined)) {
+    if (plan.pods.some((p) => p.labels !== undefined) || plan.services) {
+      // One `trellis apply`, the operator's own path: Services get their ClusterIP there.
+      const services = plan.services ?? [];
       const r = trellisIn(plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"],
-        labObjects(plan).map((d) => JSON.stringify(d)).join("\n---\n"));
-      if (!r.ok) throw new Error(`cannot apply the spec's namespaces and pods: ${r.out}`);
-      progress(`applied ${plan.namespaces.length} namespace(s) and ${plan.pods.length} pod(s)`);
+        [...labObjects(plan), ...services].map((d) => JSON.stringify(d)).join("\n---\n"));
+      if (!r.ok) throw new Error(`cannot apply the spec's namespaces, pods and services: ${r.out}`);
+      progress(`applied ${plan.namespaces.length} namespace(s), ${plan.pods.length} pod(s)${services.length ? ` and ${services.length} service object(s)` : ""}`);
     }
   }
 
@@ -271,7 +275,7 @@ function attachPod(state: LabState, pod: LabPod, tools: LabTools): string[] {
   state.podIps[podKey(pod)] = ips;
   if (pod.ports && pod.ports.length > 0) {
     const list = (proto: string): string => pod.ports!.filter((x) => x.protocol === proto).map((x) => x.port).join(",");
-    const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP")],
+    const pid = spawnDetachedIn(pod.netns, tools.trellisBin, ["probe", "serve", "--tcp", list("TCP"), "--udp", list("UDP"), "--id", podKey(pod)],
       path.join(nodeDir(plan.name, pod.node), `probe-${pod.namespace}-${pod.name}.log`));
     state.pids.push({ what: `probe ${podKey(pod)}`, pid });
   }
@@ -307,6 +311,18 @@ export function labPodAdd(name: string, pod: { namespace: string; name: string; 
   state.netns.push(p.netns);
   writeState(state);
   return { pod: p, ips: attachPod(state, p, tools) };
+}
+
+/**
+ * `trellis apply` of objects (Services, EndpointSlices, policies...) in a running lab's datastore,
+ * run inside the lab as `trellis --lab NAME apply -f` is: the same code path, the same output.
+ */
+export function labApply(name: string, text: string, tools: Pick<LabTools, "trellisBin">): string {
+  const state = requireState(name);
+  if (!state.datastoreUrl) throw new Error(`lab ${name} runs no agents (--backend none): it has no datastore to apply objects to`);
+  const r = trellisIn(state.plan.controlNetns, tools.trellisBin, [...datastoreArgs(state), "apply", "-f", "-"], text);
+  if (!r.ok) throw new Error(`cannot apply: ${r.out}`);
+  return r.out;
 }
 
 /** CNI DEL of a lab pod, then its namespace and probe server go. */
@@ -629,6 +645,8 @@ export interface CheckReport {
   unreachable: { cells: number; accepted: boolean; reasons: string[] };
   /** Things the check saw that do not fail it but must be said (a stopped agent, a stale policy model). */
   warnings: string[];
+  /** Each Service port probed from one pod of each node: which endpoints answered ("3/3"), which never did. */
+  services: ServiceCheckCell[];
   passed: boolean;
 }
 
@@ -640,6 +658,10 @@ interface ClusterView {
   model: PolicyModel;
   nodes: NodeRow[];
   config?: NetworkConfig;
+  /** Services and their slices (stored or derived) as the agents compile them; absent when they could not be read. */
+  services?: ServicesInput;
+  /** Why the Services could not be read. */
+  servicesError?: string;
 }
 
 const viewCacheFile = (lab: string): string => path.join(labDir(lab), "cluster-view.json");
@@ -656,9 +678,12 @@ function readClusterView(state: LabState, trellisBin: string): { view?: ClusterV
   const nodes = model.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "nodes", "-o", "json"]) : model;
   const config = nodes.ok ? trellisIn(state.plan.controlNetns, trellisBin, [...ds, "network", "show", "-o", "json"]) : nodes;
   if (model.ok && nodes.ok && config.ok) {
+    // Services are read apart: a datastore that cannot list them still gets its pod paths checked.
+    const services = trellisIn(state.plan.controlNetns, trellisBin, [...ds, "services", "model"]);
     const view: ClusterView = {
       at: new Date().toISOString(), model: JSON.parse(model.out) as PolicyModel,
       nodes: (JSON.parse(nodes.out) as { nodes: NodeRow[] }).nodes, config: JSON.parse(config.out) as NetworkConfig,
+      ...(services.ok ? { services: JSON.parse(services.out) as ServicesInput } : { servicesError: firstLine(services.out) }),
     };
     try {
       fs.writeFileSync(viewCacheFile(state.plan.name), JSON.stringify(view));
@@ -768,6 +793,8 @@ export async function labCheck(name: string, tools: LabTools, parallel = 8): Pro
     }
   }
 
+  const services = view?.services && idx ? await checkServices(state, view.model, view.services, idx, trellisBin, parallel) : [];
+
   const order = new Map(pods.map((p, i) => [podKey(p), i]));
   const out: CheckCell[] = cells.map(({ job: _job, ...c }) => c);
   out.sort((a, b) => (order.get(a.from)! - order.get(b.from)!) || ((order.get(a.to) ?? 1e9) - (order.get(b.to) ?? 1e9)) || a.probe.localeCompare(b.probe));
@@ -775,6 +802,7 @@ export async function labCheck(name: string, tools: LabTools, parallel = 8): Pro
   const accepted = unreachableCells.every((c) => c.accepted);
   const warnings = [...labWarnings(plan)];
   if (stale) warnings.push(stale);
+  if (view?.servicesError) warnings.push(`Services not checked: they could not be read (${view.servicesError})`);
   for (const n of plan.nodes) {
     const p = state.pids.find((x) => x.what === `agent ${n.name}`);
     if (p && !processAlive(p.pid)) warnings.push(`the agent of ${n.name} is not running (pid ${p.pid}): its data plane stays as it was, but nothing repairs it or follows changes`);
@@ -785,8 +813,43 @@ export async function labCheck(name: string, tools: LabTools, parallel = 8): Pro
     cells: out,
     unreachable: { cells: unreachableCells.length, accepted, reasons: [...new Set(unreachableCells.map((c) => c.unreachableByConfig!))] },
     warnings,
-    passed: out.every((c) => c.expected === c.reached) && accepted,
+    services,
+    passed: out.every((c) => c.expected === c.reached) && accepted && services.every((c) => c.passed),
   };
+}
+
+/**
+ * Probes every TCP/UDP Service port from one pod of each node (service-check.ts decides what and
+ * what should answer): one prober process per source pod, each target a Service probe.
+ */
+async function checkServices(state: LabState, model: PolicyModel, input: ServicesInput, idx: PolicyIndex, trellisBin: string,
+  parallel: number): Promise<ServiceCheckCell[]> {
+  const plan = state.plan;
+  const pods: CheckPod[] = plan.pods.filter((p) => state.podIps[podKey(p)]?.length).map((p) => ({
+    key: podKey(p), ip: state.podIps[podKey(p)]![0]!, node: p.node, serves: (p.ports ?? []).map((x) => `${x.port}/${x.protocol}`),
+  }));
+  if (pods.length === 0 || input.services.length === 0) return [];
+  const jobs = serviceProbeJobs(pods, model, input, idx);
+  const bySource = new Map<string, ServiceProbeJob[]>();
+  for (const j of jobs) bySource.set(j.from.key, [...(bySource.get(j.from.key) ?? []), j]);
+  const cells: ServiceCheckCell[] = [];
+  const sources = [...bySource.keys()];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < sources.length) {
+      const key = sources[next++]!;
+      const mine = bySource.get(key)!;
+      const netns = plan.pods.find((p) => podKey(p) === key)!.netns;
+      const results = await probeFrom(netns, trellisBin, mine.map((j) => j.target)) as Array<ServiceProbeResult | { reached: false; error?: string }>;
+      mine.forEach((j, i) => {
+        const r = results[i];
+        cells.push(judgeServiceProbe(j, r && "answered" in r ? r : { error: (r as { error?: string } | undefined)?.error ?? "no result from the prober" }, pods));
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, sources.length) }, worker));
+  const order = new Map(jobs.map((j, i) => [`${j.from.key} ${j.explanation.service} ${j.target.port}/${j.target.protocol}`, i]));
+  return cells.sort((a, b) => order.get(`${a.from} ${a.service} ${a.probe}`)! - order.get(`${b.from} ${b.service} ${b.probe}`)!);
 }
 
 /** Reads the facts a path diagnosis needs from the lab's kernels, each node and pod at most once. */

@@ -37,6 +37,8 @@ export interface LabSpec {
   nodeMesh?: boolean;
   namespaces?: Array<{ name: string; labels?: Record<string, string> }>;
   pods: Array<{ name: string; namespace?: string; node: string; labels?: Record<string, string>; ports?: LabPort[] }>;
+  /** Service (and EndpointSlice) documents, applied by `lab up` as `trellis apply` would. */
+  services?: Array<Record<string, unknown>>;
 }
 
 export interface LabPort {
@@ -128,6 +130,8 @@ export interface LabPlan {
   nodes: LabNode[];
   pods: LabPod[];
   namespaces: Array<{ name: string; labels: Record<string, string> }>;
+  /** The spec's Service and EndpointSlice documents (applied by `lab up` with the pods). */
+  services?: Array<Record<string, unknown>>;
   /** The user asked for this topology although it leaves node pairs without a path. */
   allowUnreachable?: boolean;
   /** Agents' periodic kernel resync, seconds (absent: 5). */
@@ -275,7 +279,11 @@ export function planLab(o: LabOptions): LabPlan {
     ...(o.allowUnreachable ? { allowUnreachable: true } : {}),
     ...(o.resyncSeconds !== undefined ? { resyncSeconds: o.resyncSeconds } : {}),
     ...(o.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: o.leaseTtlSeconds } : {}),
+    ...(o.spec?.services?.length ? { services: o.spec.services } : {}),
   };
+  if (plan.services && backend === "none") {
+    throw invalid("spec services", `${plan.services.length} document(s)`, "Services need agents (a datastore and the services controller): not with --backend none");
+  }
   if (backend === "bgp") {
     plan.bgp = {
       nodeMesh: o.nodeMesh ?? true,

@@ -1,10 +1,13 @@
 // Reading a lab spec (YAML): cluster settings, namespaces with labels, pods with namespace,
 // labels, node and declared ports. Strict like every input (model/strict.ts): an unknown key is
 // refused with its path and a suggestion, so `bakend: host-gw` can never quietly become vxlan.
-// Validation errors name the file, field and value; the plan re-checks references.
+// Validation errors name the file, field and value; the plan re-checks references. `services`
+// holds Kubernetes Service (and EndpointSlice) documents as `trellis apply` takes them, checked by
+// the same parser (policy/parse.ts), so a spec refuses what apply would refuse.
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { MODES } from "../cni/config.js";
 import { parseYamlDocuments } from "../model/input.js";
+import { parseDocuments } from "../policy/parse.js";
 import { leaf, list, map, obj, rejectUnknownFields } from "../model/strict.js";
 import { LAB_BACKENDS, LAB_DATASTORES, type LabPort, type LabSpec } from "./plan.js";
 
@@ -14,7 +17,40 @@ export const LAB_SPEC_SHAPE = obj({
   allowUnreachable: leaf, tor: leaf, routeReflectors: leaf, nodeMesh: leaf,
   namespaces: list(obj({ name: leaf, labels: map() })),
   pods: list(obj({ name: leaf, namespace: leaf, node: leaf, labels: map(), ports: list(obj({ name: leaf, port: leaf, protocol: leaf })) })),
+  // Each entry is checked field by field by the apply parser (parseLabServices).
+  services: leaf,
 });
+
+/** The kinds a spec's `services` list may hold: Services, and EndpointSlices for Services without a selector. */
+export const LAB_SERVICE_KINDS = ["Service", "EndpointSlice"] as const;
+
+/**
+ * A spec's `services`: each entry parsed as `trellis apply` parses it (strict: an unknown field is
+ * refused with its path), and only Services and EndpointSlices. Returns the documents as written.
+ */
+export function parseLabServices(v: unknown, source: string): Array<Record<string, unknown>> {
+  const fail = (field: string, value: unknown, why: string): CniError =>
+    new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: ${field} ${JSON.stringify(value)}: ${why}`);
+  if (!Array.isArray(v)) throw fail("services", v, "must be a list of Service (or EndpointSlice) documents");
+  const seen = new Set<string>();
+  return v.map((doc, i) => {
+    if (!isObj(doc)) throw fail(`services[${i}]`, doc, "must be a Service document (apiVersion: v1, kind: Service, metadata, spec)");
+    if (!(LAB_SERVICE_KINDS as readonly string[]).includes(doc.kind as string)) {
+      throw fail(`services[${i}].kind`, doc.kind, `must be one of ${LAB_SERVICE_KINDS.join(", ")} (namespaces and pods have their own lists)`);
+    }
+    let parsed;
+    try {
+      parsed = parseDocuments(JSON.stringify(doc), `services[${i}]`);
+    } catch (e) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `invalid lab spec ${source}: services[${i}]: ${(e as Error).message}`);
+    }
+    const o = parsed[0]!.object as { namespace?: string; name: string };
+    const key = `${doc.kind} ${o.namespace ?? "default"}/${o.name}`;
+    if (seen.has(key)) throw fail(`services[${i}]`, key.split(" ")[1], `${doc.kind} appears twice`);
+    seen.add(key);
+    return doc;
+  });
+}
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -63,6 +99,7 @@ export function parseLabSpec(text: string, source = "lab spec"): LabSpec {
       return { name: n.name, labels: labels(n.labels, `namespaces[${i}].labels`) };
     });
   }
+  if (raw.services !== undefined) spec.services = parseLabServices(raw.services, source);
   if (!Array.isArray(raw.pods) || raw.pods.length === 0) throw bad("pods", raw.pods, "must be a non-empty list");
   spec.pods = raw.pods.map((p, i) => {
     if (!isObj(p) || typeof p.name !== "string") throw bad(`pods[${i}]`, p, "needs a name");

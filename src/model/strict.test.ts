@@ -222,3 +222,21 @@ describe("strict: the mechanism", () => {
     assert.equal(editDistance("kitten", "sitting"), 3);
   });
 });
+
+describe("lab spec services", () => {
+  const pods = "pods: [{name: a, node: node1}]\n";
+  const web = "  - {apiVersion: v1, kind: Service, metadata: {name: web, namespace: shop}, spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: http}]}}\n";
+  it("holds Service and EndpointSlice documents as written, parsed as apply parses them", () => {
+    const spec = parseLabSpec(`${pods}services:\n${web}`, "lab.yaml");
+    assert.equal(spec.services?.length, 1);
+    assert.deepEqual((spec.services![0] as { metadata: unknown }).metadata, { name: "web", namespace: "shop" });
+  });
+  it("refuses an unknown field of a Service with its path, another kind, a duplicate, and a non-list", () => {
+    assert.throws(() => parseLabSpec(`${pods}services:\n  - {apiVersion: v1, kind: Service, metadata: {name: web}, spec: {ports: [{port: 80, targetPrt: 8080}]}}\n`, "lab.yaml"),
+      /invalid lab spec lab\.yaml: services\[0\]: .*spec\.ports\[0\]\.targetPrt: unknown field \(did you mean targetPort\?\)/);
+    assert.throws(() => parseLabSpec(`${pods}services:\n  - {apiVersion: v1, kind: Pod, metadata: {name: p}}\n`, "lab.yaml"),
+      /lab\.yaml: services\[0\]\.kind "Pod": must be one of Service, EndpointSlice/);
+    assert.throws(() => parseLabSpec(`${pods}services:\n${web}${web}`, "lab.yaml"), /services\[1\] "shop\/web": Service appears twice/);
+    assert.throws(() => parseLabSpec(`${pods}services: {web: 1}\n`, "lab.yaml"), /services \{"web":1\}: must be a list/);
+  });
+});
