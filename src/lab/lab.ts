@@ -528,6 +528,8 @@ export interface LabStatus {
   datastore?: string;
   /** What this lab will not do (bridge mode: no policy; node pairs without a path). */
   warnings: string[];
+  /** The host outside the cluster (behind the lab's router): where NodePorts are reached from. */
+  outside: { netns: string; ip: string };
   /** `metrics`: the agent's /metrics (and /healthz, /readyz) address, reachable inside the node's netns. */
   nodes: Array<{ name: string; netns: string; ip: string; segment: number; subnet: string; agentPid?: number; metrics?: string; bgp?: LabBgpSession[] }>;
   pods: Array<{ name: string; namespace: string; node: string; netns: string; ip: string; ifname: string }>;
@@ -587,6 +589,7 @@ export async function labStatus(name: string): Promise<LabStatus> {
     backend: state.plan.backend,
     ...(state.datastoreUrl ? { datastore: state.datastoreUrl } : {}),
     warnings: labWarnings(state.plan),
+    outside: { netns: state.plan.outsideNetns, ip: state.plan.outsideIp },
     nodes: await Promise.all(state.plan.nodes.map(async (n) => {
       const pid = state.pids.find((p) => p.what === `agent ${n.name}`)?.pid;
       const sessions = bgp ? await nodeBgpSessions(name, n.name) : undefined;

@@ -40,6 +40,8 @@ export interface ProbeResult extends ProbeTarget {
   ms: number;
   /** TCP: the source address the server saw (shows whether the connection was masqueraded). */
   seenAs?: string;
+  /** TCP: the address the server answered from (after a Service's DNAT: the endpoint). */
+  answeredBy?: string;
 }
 
 const ports = (v: string): number[] => v.split(",").filter(Boolean).map((p) => {
@@ -204,16 +206,18 @@ export async function probe(t: ProbeTarget, timeoutMs: number): Promise<ProbeRes
   const started = Date.now();
   let reached = false;
   let seenAs: string | undefined;
+  let answeredBy: string | undefined;
   for (let attempt = 0; attempt < 2 && !reached; attempt++) {
     if (t.protocol === "TCP") {
       const r = await probeTcp(t, timeoutMs);
       reached = r.ok;
       seenAs = r.seenAs;
+      answeredBy = r.answeredBy;
     } else {
       reached = t.protocol === "UDP" ? await probeUdp(t, timeoutMs) : t.protocol === "ICMP" ? await probeIcmp(t, timeoutMs) : false;
     }
   }
-  return { ...t, reached, ms: Date.now() - started, ...(seenAs ? { seenAs } : {}) };
+  return { ...t, reached, ms: Date.now() - started, ...(seenAs ? { seenAs } : {}), ...(answeredBy ? { answeredBy } : {}) };
 }
 
 export function probeCommand(): Command {

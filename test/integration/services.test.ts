@@ -60,7 +60,7 @@ describe("services in a 2-node lab: ClusterIP to a pod on the other node", { ski
     (dup.spec as Record<string, unknown>).clusterIP = ips.get("web");
     const refused = trellisWithInput(JSON.stringify(dup), "--lab", lab.name, "apply", "-f", "-");
     assert.notEqual(refused.code, 0, "a second Service on a held ClusterIP is refused");
-    assert.match(refused.stderr + refused.stdout, /already allocated to shop\/web/);
+    assert.match(refused.stderr + refused.stdout, /already allocated to Service shop\/web/);
     const table = lab.cli("get", "services");
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, new RegExp(`web\\s+ClusterIP\\s+${ips.get("web")!.replace(/\./g, "\\.")}`));
