@@ -20,7 +20,7 @@ import { formatCidr, parseCidr } from "../model/ip.js";
 import type { PolicyKernel } from "../kernel/policy.js";
 import { PolicySync } from "./policy-sync.js";
 import { ServicesSync } from "../services/controller.js";
-import { RealServicesKernel } from "../kernel/services.js";
+import type { ServicesKernel } from "../kernel/services.js";
 import { LocalEndpoints } from "./local-endpoints.js";
 import { peerKernelState, type NodeStatus, type PeerKernelState, type PeerReport } from "./status.js";
 import { BgpController } from "../bgp/controller.js";
@@ -49,6 +49,8 @@ export interface AgentOptions {
   endpointDir: string;
   /** Network policy enforcement (nftables). */
   policy?: { kernel: PolicyKernel };
+  /** Serve ClusterIP/NodePort Services (table inet trellis-svc); absent: this node leaves them to something else (kube-proxy). */
+  services?: { kernel: ServicesKernel };
   /** BIRD for the bgp backend (its files' directory); without it a bgp backend cannot route. */
   bird?: BirdKernel;
   /** Called once, when the agent first becomes ready (see `health`): e.g. to install the CNI config. */
@@ -163,7 +165,8 @@ export class Agent {
     } else {
       log("network policy: NOT enforced on this node (--no-policy)");
     }
-    await new ServicesSync({ node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: new RealServicesKernel(), log, signal: this.o.signal }).start();
+    if (this.o.services) await new ServicesSync({ node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.services.kernel, log, signal: this.o.signal }).start();
+    else log("services: NOT served on this node (--no-services)");
     this.started = true;
     this.maybeAnnounceReady();
     if (!this.o.signal.aborted) {

@@ -12,6 +12,7 @@ import { openDatastore, type OpenOptions } from "../datastore/open.js";
 import type { Datastore } from "../datastore/types.js";
 import { RealDataplaneKernel } from "../kernel/dataplane.js";
 import { RealPolicyKernel } from "../kernel/policy.js";
+import { RealServicesKernel } from "../kernel/services.js";
 import { RealBirdKernel } from "../kernel/bird.js";
 import { requireState } from "../lab/lab.js";
 import { CONFIG_KEY, LEASE_PREFIX, parseLease, STATUS_PREFIX } from "../model/lease.js";
@@ -307,6 +308,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--resync <seconds>", "periodic full resync of the kernel state", int("--resync"), 10)
     .option("--endpoint-dir <path>", "where the CNI plugin registers this node's endpoints", DEFAULT_ENDPOINT_DIR)
     .option("--no-policy", "do not enforce network policy on this node")
+    .option("--no-services", "do not serve ClusterIP/NodePort Services on this node (e.g. kube-proxy does)")
     .option("--cni-socket <path>", "serve the CNI plugin's calls on this socket (the plugin's agentSocket)", DEFAULT_AGENT_SOCKET)
     .option("--no-cni-socket", "do not serve CNI calls (the plugin then does all the work itself)")
     .option("--bird-dir <dir>", "bgp backend: where BIRD's config, control socket, pid file and log live", DEFAULT_BIRD_DIR)
@@ -320,7 +322,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
     .option("--log-level <level>", "debug, info, warn or error", parseLogLevel, "info" as LogLevel)
     .option("--log-format <format>", "json (one JSON object per line) or text (a human line)", parseLogFormat, "json" as LogFormat)
     .action(async (o: {
-      node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean;
+      node: string; iface?: string; publicIp?: string; subnetFile: string; leaseTtl: number; resync: number; endpointDir: string; policy: boolean; services: boolean;
       cniSocket: string | false; cniSocketGroup?: string; birdDir: string; networkInit?: string; cniConfTemplate?: string; cniConfFile?: string;
       healthAddr: string; metricsAddr: string; ipamDataDir: string; logLevel: LogLevel; logFormat: LogFormat;
     }) => {
@@ -361,6 +363,7 @@ export function agentCommand(globals: () => GlobalOptions): Command {
         leaseTtlSeconds: o.leaseTtl, resyncMs: o.resync * 1000, log, signal: ac.signal, endpointDir: o.endpointDir,
         bird: new RealBirdKernel(o.birdDir), metrics, ipamDataDir: o.ipamDataDir,
         ...(o.policy ? { policy: { kernel: new RealPolicyKernel() } } : {}),
+        ...(o.services ? { services: { kernel: new RealServicesKernel() } } : {}),
       });
       // Health endpoints are for probes: an address taken (two agents in one namespace) is logged, not fatal.
       // The metrics server answers /healthz and /readyz too: given the same address, it alone listens.
