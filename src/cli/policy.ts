@@ -7,7 +7,7 @@ import { PROTOCOLS, type PolicyModel, type Protocol } from "../policy/model.js";
 import { objectKey, parseDocuments, type Parsed } from "../policy/parse.js";
 import { prepareServices, releaseHeldBy } from "../services/apply.js";
 import { parseService } from "../services/parse.js";
-import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX, servicesFromObjects, STORED_SERVICE_OPTIONS } from "../services/controller.js";
+import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX, STORED_SERVICE_OPTIONS } from "../services/controller.js";
 import {
   ENDPOINT_PREFIX, modelFromObjects, NAMESPACE_PREFIX, OBJECT_PREFIXES, parseEndpoint, POD_PREFIX, POLICY_PREFIX,
 } from "../policy/store-model.js";
@@ -120,13 +120,12 @@ export function getCommand(globals: () => GlobalOptions): Command {
       }[resource];
       if (resource === "endpointslices") {
         // Stored slices and, for Services with a selector and no stored slice, the ones agents derive from pods.
-        const kvs = await withStore(globals(), async (s) =>
-          (await Promise.all([SERVICE_PREFIX, ENDPOINTSLICE_PREFIX, POD_PREFIX, ENDPOINT_PREFIX].map((p) => s.list(p)))).flatMap((r) => r.items));
-        const storedKeys = new Set(kvs.filter((kv) => kv.key.startsWith(ENDPOINTSLICE_PREFIX)).map((kv) => {
+        const warn = (key: string, why: string): void => { process.stderr.write(`warning: ${key}: ${why}\n`); };
+        const [{ slices }, stored] = await withStore(globals(), async (s) => Promise.all([readServices(s, warn), s.list(ENDPOINTSLICE_PREFIX)]));
+        const storedKeys = new Set(stored.items.map((kv) => {
           const v = JSON.parse(kv.value) as { metadata?: { namespace?: string; name?: string } };
           return `${v.metadata?.namespace ?? "default"}/${v.metadata?.name}`;
         }));
-        const { slices } = servicesFromObjects(kvs, (key, why) => process.stderr.write(`warning: ${key}: ${why}\n`));
         const source = (x: { namespace: string; name: string }): string => (storedKeys.has(`${x.namespace}/${x.name}`) ? "stored" : "derived");
         if (o.output !== "table") {
           process.stdout.write(formatOutput({ items: slices.map((x) => ({ ...x, source: source(x) })) }, o.output));

@@ -24,7 +24,7 @@ function recordingKernel() {
   return {
     scripts,
     next: (): Promise<string> => new Promise((resolve) => waiting.push(resolve)),
-    kernel: { apply: async (s: string) => { scripts.push(s); waiting.shift()?.(s); } },
+    kernel: { apply: async (s: string) => { scripts.push(s); waiting.shift()?.(s); }, tableExists: async () => false },
   };
 }
 

@@ -100,6 +100,8 @@ export interface ServicesSyncOptions {
   signal: AbortSignal;
   /** Retry delay after a failed apply. */
   retryMs?: number;
+  /** How often to check that the table is still there (someone's `nft flush ruleset`); 0: never. */
+  resyncMs?: number;
 }
 
 export class ServicesSync {
@@ -123,8 +125,27 @@ export class ServicesSync {
 
   async start(): Promise<void> {
     await this.stored.start();
+    // A table left by an earlier agent: replaced at the first sync, or deleted if no Service is left.
+    this.tableExists = await this.o.kernel.tableExists(SERVICES_TABLE).catch(() => true);
     this.started = true;
     this.recompute();
+    if (this.o.resyncMs) this.scheduleCheck(this.o.resyncMs);
+  }
+
+  /** Drift: our table gone while Services exist (a flushed ruleset) → replaced whole at once. */
+  private scheduleCheck(ms: number): void {
+    const t = setTimeout(() => {
+      if (this.o.signal.aborted) return;
+      this.tail = this.tail.then(async () => {
+        if (this.applied === undefined) return;
+        if (await this.o.kernel.tableExists(SERVICES_TABLE).catch(() => true)) return;
+        this.o.log(`services: table inet ${SERVICES_TABLE} is gone from the kernel; programming it again`);
+        this.applied = undefined;
+        this.tableExists = false;
+        this.recompute();
+      }).finally(() => this.scheduleCheck(ms));
+    }, ms);
+    t.unref?.();
   }
 
   /** Resolves once every change seen so far has been applied (or has failed). */

@@ -1,9 +1,9 @@
 // Services as kube-proxy's replacement, in a 2-node vxlan lab through the built `trellis`: NodePort
 // from the lab's outside host through each node (ETP Cluster: any endpoint, masqueraded; ETP
 // Local: the node's own endpoint with the client's address kept, and nothing on a node without
-// one), ClientIP affinity keeping a client on one endpoint, hairpin (a pod reaching itself through
-// its Service), and scaling a Service up and down changing only set/map elements in every node's
-// kernel (every rule keeps its handle). ClusterIP from every node over TCP and UDP, no-endpoint
+// one), internalTrafficPolicy Local, ClientIP affinity keeping a client on one endpoint, hairpin (a pod reaching itself through
+// its Service), a deleted table programmed again, and scaling a Service up and down changing only
+// set/map elements in every node's kernel (every rule keeps its handle). ClusterIP from every node over TCP and UDP, no-endpoint
 // rejects and Service + NetworkPolicy are in services.test.ts and lab-services.test.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -35,6 +35,7 @@ const NP_CLUSTER = service("np-cluster", { app: "web" }, { type: "NodePort", por
 const NP_LOCAL = service("np-local", { app: "lonely" }, {
   type: "NodePort", externalTrafficPolicy: "Local", ports: [{ name: "http", port: 80, protocol: "TCP", targetPort: "http", nodePort: 30081 }],
 });
+const ITP_LOCAL = service("itp-local", { app: "lonely" }, { internalTrafficPolicy: "Local" });
 const STICKY = service("sticky", { tier: "front" }, { sessionAffinity: "ClientIP", sessionAffinityConfig: { clientIP: { timeoutSeconds: 300 } } });
 
 interface Probe { reached: boolean; seenAs?: string; answeredBy?: string }
@@ -65,7 +66,7 @@ describe("Services data plane in a 2-node lab: NodePort, traffic policy, affinit
 
   before(async () => {
     lab.upSpec(SPEC);
-    lab.apply([NP_CLUSTER, NP_LOCAL, STICKY, service("lonely", { app: "lonely" })]);
+    lab.apply([NP_CLUSTER, NP_LOCAL, STICKY, ITP_LOCAL, service("lonely", { app: "lonely" })]);
     const items = (JSON.parse(lab.cli("get", "services", "-o", "json").stdout) as { items: Array<{ metadata: { name: string }; spec: { clusterIP: string } }> }).items;
     for (const i of items) clusterIp.set(i.metadata.name, i.spec.clusterIP);
     // Programmed on both nodes: the ClusterIP of np-cluster answers from a pod on each.
@@ -97,6 +98,12 @@ describe("Services data plane in a 2-node lab: NodePort, traffic policy, affinit
     assert.equal(none.reached, false, "node1 has no endpoint of np-local: dropped, not forwarded");
   });
 
+  test("internalTrafficPolicy Local: a pod reaches only endpoints on its own node; none there → dropped", () => {
+    const p = connect(lab.pod("shop/web-b").netns, clusterIp.get("itp-local")!, 80);
+    assert.deepEqual([p.reached, p.answeredBy], [true, lab.pod("shop/lonely").ip]);
+    assert.equal(connect(lab.pod("shop/client").netns, clusterIp.get("itp-local")!, 80, 1000).reached, false, "node1 has no endpoint of itp-local");
+  });
+
   test("sessionAffinity ClientIP keeps a client on one endpoint; another client may land elsewhere but also stays", () => {
     for (const client of ["shop/client", "shop/lonely"]) {
       const netns = lab.pod(client).netns;
@@ -116,6 +123,15 @@ describe("Services data plane in a 2-node lab: NodePort, traffic policy, affinit
     assert.equal(p.reached, true);
     assert.equal(p.answeredBy, lonely.ip);
     assert.notEqual(p.seenAs, lonely.ip, "the source is rewritten, so the reply goes back through the node's conntrack");
+  });
+
+  test("a services table deleted behind the agent's back is programmed again", async () => {
+    const node1 = lab.node("node1");
+    sh("ip", ["netns", "exec", node1.netns, "nft", "delete", "table", "inet", "trellis-svc"]);
+    await eventually("node1 serves np-cluster again", 30_000, () => {
+      assert.equal(connect(lab.pod("shop/client").netns, clusterIp.get("np-cluster")!, 80).reached, true);
+    }, 500);
+    assert.match(lab.agentLog("node1"), /table inet trellis-svc is gone from the kernel; programming it again/);
   });
 
   test("scaling np-cluster up and down changes only elements on every node; the new endpoint is used, then no more", async () => {
