@@ -165,7 +165,7 @@ export class Agent {
     } else {
       log("network policy: NOT enforced on this node (--no-policy)");
     }
-    if (this.o.services) await new ServicesSync({ node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.services.kernel, log, signal: this.o.signal, resyncMs: this.o.resyncMs }).start();
+    if (this.o.services) await new ServicesSync({ node: this.o.node, nodeIps: () => [this.underlay!.cidr.split("/")[0]!], store, kernel: this.o.services.kernel, log, signal: this.o.signal, resyncMs: this.o.resyncMs, metrics: this.m }).start();
     else log("services: NOT served on this node (--no-services)");
     this.started = true;
     this.maybeAnnounceReady();

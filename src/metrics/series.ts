@@ -16,10 +16,10 @@ const SYNC_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
 const CNI_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 
 export const SERIES = {
-  reconcileRuns: { name: "trellis_reconcile_runs_total", type: "counter", labels: ["area"], help: "Reconcile runs (area: routes = routes/VTEP/NAT reconciler, policy = nftables applier)." },
+  reconcileRuns: { name: "trellis_reconcile_runs_total", type: "counter", labels: ["area"], help: "Reconcile runs (area: routes = routes/VTEP/NAT reconciler, policy = nftables applier, services = Services table)." },
   reconcileDuration: { name: "trellis_reconcile_duration_seconds", type: "histogram", labels: ["area"], buckets: SYNC_BUCKETS, help: "Duration of one reconcile run: read the kernel back, diff, apply." },
   reconcileErrors: { name: "trellis_reconcile_errors_total", type: "counter", labels: ["area", "kind"], help: "Failed reconcile runs by kind (read: the kernel could not be read; apply: a change was refused). Retried with backoff." },
-  driftRepairs: { name: "trellis_kernel_drift_repairs_total", type: "counter", labels: ["area"], help: "Kernel changes a periodic resync had to make because the kernel no longer held what was programmed (policy: table replacements)." },
+  driftRepairs: { name: "trellis_kernel_drift_repairs_total", type: "counter", labels: ["area"], help: "Kernel changes a periodic resync had to make because the kernel no longer held what was programmed (policy, services: table replacements)." },
   watchResyncs: { name: "trellis_datastore_watch_resyncs_total", type: "counter", labels: ["watch"], help: "Datastore watches that reported a resync (compaction, lost connection) and were answered by listing again." },
   watchErrors: { name: "trellis_datastore_watch_errors_total", type: "counter", labels: ["watch"], help: "Failed datastore lists after a watch resync (retried with backoff)." },
   leaseRenewals: { name: "trellis_lease_renewals_total", type: "counter", labels: ["result"], help: "Renewals of this node's lease (result: ok, failed)." },

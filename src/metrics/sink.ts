@@ -3,7 +3,7 @@
 // at scrape time (lease expiry, peers, BGP sessions, ruleset size, rule counters, IPAM) are
 // "sources": functions the agent registers, called only when /metrics is scraped.
 
-export type SyncArea = "routes" | "policy";
+export type SyncArea = "routes" | "policy" | "services";
 /** Why a sync failed: the kernel could not be read, or some of its changes were refused. */
 export type SyncErrorKind = "read" | "apply";
 

@@ -7,6 +7,7 @@
 import type { Datastore } from "../datastore/types.js";
 import { WatchedObjects } from "../datastore/watched.js";
 import type { ServicesKernel } from "../kernel/services.js";
+import type { AgentMetrics } from "../metrics/sink.js";
 import { ENDPOINT_PREFIX, modelFromObjects, POD_PREFIX } from "../policy/store-model.js";
 import { compileServices, SERVICES_TABLE, type Ruleset } from "./compile.js";
 import { endpointSlicesFor } from "./endpoints.js";
@@ -100,6 +101,7 @@ export interface ServicesSyncOptions {
   signal: AbortSignal;
   /** Retry delay after a failed apply. */
   retryMs?: number;
+  metrics?: AgentMetrics;
   /** How often to check that the table is still there (someone's `nft flush ruleset`); 0: never. */
   resyncMs?: number;
 }
@@ -142,6 +144,7 @@ export class ServicesSync {
         this.o.log(`services: table inet ${SERVICES_TABLE} is gone from the kernel; programming it again`);
         this.applied = undefined;
         this.tableExists = false;
+        this.o.metrics?.driftRepaired("services", 1);
         this.recompute();
       }).finally(() => this.scheduleCheck(ms));
     }, ms);
@@ -178,8 +181,10 @@ export class ServicesSync {
     const want = this.desired();
     const { script, kind } = syncScript(this.applied, want, this.tableExists);
     if (kind === "none") return;
+    const started = performance.now();
     try {
       await this.o.kernel.apply(script);
+      this.o.metrics?.reconciled("services", (performance.now() - started) / 1000, []);
       this.applied = want;
       this.tableExists = want !== undefined;
       this.o.log(kind === "delete" ? `services: no Service left, table inet ${SERVICES_TABLE} deleted`
@@ -188,6 +193,7 @@ export class ServicesSync {
       // The kernel's state is not known now: the next attempt replaces the table whole.
       this.applied = undefined;
       this.tableExists = true;
+      this.o.metrics?.reconciled("services", (performance.now() - started) / 1000, ["apply"]);
       this.o.log(`services: cannot apply (${(e as Error).message}); retrying`);
       setTimeout(() => this.recompute(), this.o.retryMs ?? 1000).unref?.();
     }
