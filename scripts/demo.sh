@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start 1: set up this machine, then build a 2-node lab with 3 pods per node, show it,
 # check pod-to-pod reachability, and take it down again; then a 3-node lab with labelled pods and
-# network policies, checked port by port against `policy explain`.
+# network policies and Services, checked port by port against `policy explain`.
 #
 #   scripts/demo.sh [--keep] [--name NAME]
 #
@@ -57,11 +57,18 @@ echo; echo "== network policy: a 3-node lab from examples/lab-policy.yaml, polic
 made+=("$pol")
 "$trellis" lab up --name "$pol" --spec examples/lab-policy.yaml >/dev/null
 "$trellis" --lab "$pol" apply -f examples/policies.yaml
-echo; echo "== trellis lab check --name $pol   (TCP/UDP probes on declared ports vs policy verdicts)"
+echo; echo "== Services from examples/services.yaml (ClusterIP and NodePort, in nftables)"
+"$trellis" --lab "$pol" apply -f examples/services.yaml
+"$trellis" --lab "$pol" get services
+"$trellis" --lab "$pol" get endpointslices
+sleep 2   # the agents program policies and Services within about a second
+echo; echo "== trellis lab check --name $pol   (TCP/UDP probes on declared ports and Service ports vs policy verdicts)"
 status=0
 "$trellis" lab check --name "$pol" || status=$?
 echo; echo "== trellis --lab $pol policy explain --from dev/tool --to prod/web --port 80/TCP"
 "$trellis" --lab "$pol" policy explain --from dev/tool --to prod/web --port 80/TCP
+echo; echo "== trellis --lab $pol policy explain --from prod/web --to-service prod/api --port 80"
+"$trellis" --lab "$pol" policy explain --from prod/web --to-service prod/api --port 80
 
 if [ $keep -eq 1 ]; then
   echo; echo "labs '$name' and '$pol' left running; remove them with: $trellis lab down --name $name; $trellis lab down --name $pol"
