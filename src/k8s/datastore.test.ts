@@ -8,42 +8,12 @@ import * as k8s from "@kubernetes/client-node";
 import { datastoreConformance, WatchRecorder } from "../datastore/conformance.js";
 import { DatastoreError, type WatchEvent } from "../datastore/types.js";
 import { FakeApiServer } from "./apiserver.js";
+import { ADMIN, AGENT, eventually, kubeConfig, startServer } from "./test-server.js";
 import { CRDS } from "./crds.js";
 import { KubernetesDatastore } from "./datastore.js";
 import { AGENT_RULES } from "./rbac.js";
 import { entriesOf, targetOf, valueObjectName } from "./mapping.js";
 
-const ADMIN = "admin-token";
-const AGENT = "agent-token";
-
-function kubeConfig(url: string, token: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
-    users: [{ name: "u", token }],
-    contexts: [{ name: "c", cluster: "fake", user: "u" }],
-    currentContext: "c",
-  });
-  return kc;
-}
-
-async function startServer(): Promise<FakeApiServer> {
-  const server = await FakeApiServer.start({
-    users: [{ token: ADMIN, name: "admin" }, { token: AGENT, name: "system:serviceaccount:trellis-system:trellis", rules: [...AGENT_RULES] }],
-    bookmarkIntervalMs: 200,
-  });
-  const ext = kubeConfig(server.url, ADMIN).makeApiClient(k8s.ApiextensionsV1Api);
-  for (const crd of CRDS) await ext.createCustomResourceDefinition({ body: crd as k8s.V1CustomResourceDefinition });
-  return server;
-}
-
-const eventually = async (what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 describe("kubernetes datastore", () => {
   let server: FakeApiServer;

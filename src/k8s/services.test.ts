@@ -12,7 +12,8 @@ import { WatchRecorder } from "../datastore/conformance.js";
 import { DatastoreError } from "../datastore/types.js";
 import { parseEndpointSlice, parseService } from "../services/parse.js";
 import { ENDPOINTSLICE_PREFIX, SERVICE_PREFIX } from "../services/controller.js";
-import { FakeApiServer } from "./apiserver.js";
+import type { FakeApiServer } from "./apiserver.js";
+import { ADMIN, AGENT, eventually, kubeConfig, startServer } from "./test-server.js";
 import { CRDS } from "./crds.js";
 import { KubernetesDatastore } from "./datastore.js";
 import { entriesOf, keepAllocated, targetOf, type ApiObject } from "./mapping.js";
@@ -180,27 +181,6 @@ describe("kubernetes mapping of Services and EndpointSlices (pure)", () => {
   });
 });
 
-const ADMIN = "admin-token";
-const AGENT = "agent-token";
-
-function kubeConfig(url: string, token: string): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
-    users: [{ name: "u", token }],
-    contexts: [{ name: "c", cluster: "fake", user: "u" }],
-    currentContext: "c",
-  });
-  return kc;
-}
-
-const eventually = async (what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 /** A served object written back as created: server fields a client may not send on create removed. */
 function asCreated<T extends { metadata: Record<string, unknown> }>(o: T): T {
@@ -215,13 +195,8 @@ describe("kubernetes datastore: Services and EndpointSlices through the official
   let discovery: k8s.DiscoveryV1Api;
   let store: KubernetesDatastore;
   before(async () => {
-    server = await FakeApiServer.start({
-      users: [{ token: ADMIN, name: "admin" }, { token: AGENT, name: "system:serviceaccount:trellis-system:trellis", rules: [...AGENT_RULES] }],
-      bookmarkIntervalMs: 200,
-    });
+    server = await startServer();
     admin = kubeConfig(server.url, ADMIN);
-    const ext = admin.makeApiClient(k8s.ApiextensionsV1Api);
-    for (const crd of CRDS) await ext.createCustomResourceDefinition({ body: crd as k8s.V1CustomResourceDefinition });
     core = admin.makeApiClient(k8s.CoreV1Api);
     discovery = admin.makeApiClient(k8s.DiscoveryV1Api);
     await core.createNamespace({ body: { metadata: { name: "shop" } } });
