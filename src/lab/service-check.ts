@@ -149,6 +149,7 @@ export function serviceSummary(c: ServiceCheckCell): string {
   if (c.outcome === "dropped") return "dropped (ITP Local, none on node)";
   const blocked = c.endpoints.filter((x) => x.expect === "blocked").length;
   const never = c.endpoints.filter((x) => x.expect === "never").length;
-  const rest = `${blocked ? `, ${blocked} closed by policy` : ""}${never ? `, ${never} never chosen (not ready)` : ""}`;
+  const self = c.endpoints.some((x) => x.expect === "self");
+  const rest = `${blocked ? `, ${blocked} closed by policy` : ""}${never ? `, ${never} never chosen (not ready)` : ""}${self ? ", itself not judged (hairpin)" : ""}`;
   return c.reached.endsWith("/0") ? `none should answer${rest}` : `${c.reached} reached${rest}`;
 }

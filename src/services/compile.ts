@@ -189,6 +189,14 @@ export function compileServices(input: CompileInput): Ruleset {
   const endpointMaps = new Map<string, EndpointMap>();
   const hairpin = new Set<string>();
   const services = [...input.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  // Slices by Service, once: a Service's endpoints are then found without scanning every slice.
+  const slicesOf = new Map<string, EndpointSlice[]>();
+  for (const sl of input.slices) {
+    const k = `${sl.namespace}/${sl.service}`;
+    const list = slicesOf.get(k);
+    if (list) list.push(sl);
+    else slicesOf.set(k, [sl]);
+  }
 
   for (const svc of services) {
     if (!svc.clusterIP || svc.clusterIP === "None") continue;
@@ -223,8 +231,9 @@ export function compileServices(input: CompileInput): Ruleset {
         chains.set(name, { name, rules, comment });
         return name;
       };
-      const all = usableEndpoints(svc, port, input.slices);
-      const local = usableEndpoints(svc, port, input.slices, input.node.name);
+      const mine = slicesOf.get(`${svc.namespace}/${svc.name}`) ?? [];
+      const all = usableEndpoints(svc, port, mine);
+      const local = usableEndpoints(svc, port, mine, input.node.name);
       for (const e of all) if (e.nodeName === undefined || e.nodeName === input.node.name) hairpin.add(e.ip);
       const addrKey = `${clusterIp} . ${l4(port.protocol)} . ${port.port}`;
       const npKey = port.nodePort !== undefined && svc.type === "NodePort" ? `${l4(port.protocol)} . ${port.nodePort}` : undefined;

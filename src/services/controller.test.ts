@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { EmbeddedDatastore } from "../datastore/embedded.js";
 import { compileServices } from "./compile.js";
-import { ServicesSync, servicesFromObjects, SERVICE_PREFIX, syncScript } from "./controller.js";
+import { ServicesSync, servicesFromObjects, SERVICE_PREFIX, syncScript, type ParseCache } from "./controller.js";
 import { DNS_SERVICE, DNS_SLICE, NODE } from "./fixtures.js";
 
 const web = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" },
@@ -38,6 +38,20 @@ describe("servicesFromObjects", () => {
     assert.equal(r.services.length, 1);
     assert.deepEqual(r.slices.map((s) => [s.service, s.endpoints.map((e) => [e.addresses[0], e.nodeName, e.ready]), s.ports.map((p) => p.port)]),
       [["web", [["10.244.2.5", "node2", true]], [8080]]]);
+  });
+});
+
+describe("servicesFromObjects with a parse cache", () => {
+  it("reuses the parse of an unchanged object, parses a changed one, forgets a deleted one", () => {
+    const cache: ParseCache = new Map();
+    const kv = { key: `${SERVICE_PREFIX}shop/web`, value: JSON.stringify(web) };
+    const fail = (k: string, why: string): never => assert.fail(`${k}: ${why}`);
+    const first = servicesFromObjects([kv], fail, cache).services[0];
+    assert.equal(servicesFromObjects([kv], fail, cache).services[0], first, "the same parsed object");
+    const changed = { ...kv, value: JSON.stringify({ ...web, spec: { ...web.spec, clusterIP: "10.96.0.11" } }) };
+    assert.equal(servicesFromObjects([changed], fail, cache).services[0]!.clusterIP, "10.96.0.11");
+    servicesFromObjects([], fail, cache);
+    assert.equal(cache.size, 0);
   });
 });
 

@@ -30,40 +30,68 @@ export interface ServicesInput {
  */
 export const STORED_SERVICE_OPTIONS = { serviceCidr: "0.0.0.0/0", nodePortRange: [1, 65535] } as const;
 
-/** Services (allocated, not headless) and their slices from stored objects: stored slices, else derived ones. Pure. */
-export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void): ServicesInput {
+/** Parsed Services and EndpointSlices by key, reused while the stored value is the same (a change re-parses one object, not all). */
+export type ParseCache = Map<string, { value: string; parsed: Service | EndpointSlice }>;
+
+/**
+ * Services (allocated, not headless) and their slices from stored objects: stored slices, else
+ * derived ones. Pure, but for `cache` (given: parses are reused, and it is left holding exactly
+ * the objects seen this time).
+ */
+export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }>, invalid: (key: string, why: string) => void, cache?: ParseCache): ServicesInput {
   const services: Service[] = [];
   const stored: EndpointSlice[] = [];
   const other: Array<{ key: string; value: string }> = [];
+  const seen = new Set<string>();
+  const parsed = <T extends Service | EndpointSlice>(kv: { key: string; value: string }, parse: (v: unknown) => T): T => {
+    seen.add(kv.key);
+    const hit = cache?.get(kv.key);
+    if (hit && hit.value === kv.value) return hit.parsed as T;
+    const p = parse(JSON.parse(kv.value));
+    cache?.set(kv.key, { value: kv.value, parsed: p });
+    return p;
+  };
   for (const kv of kvs) {
     try {
       if (kv.key.startsWith(SERVICE_PREFIX)) {
-        const s = parseService(JSON.parse(kv.value), STORED_SERVICE_OPTIONS);
+        const s = parsed(kv, (v) => parseService(v, STORED_SERVICE_OPTIONS));
         if (s.clusterIP && s.clusterIP !== "None") services.push(s);
         else if (!s.clusterIP) invalid(kv.key, "no clusterIP allocated");
       } else if (kv.key.startsWith(ENDPOINTSLICE_PREFIX)) {
-        stored.push(parseEndpointSlice(JSON.parse(kv.value)));
+        stored.push(parsed(kv, parseEndpointSlice));
       } else other.push(kv);
     } catch (e) {
       invalid(kv.key, (e as Error).message);
     }
   }
+  if (cache) for (const k of cache.keys()) if (!seen.has(k)) cache.delete(k);
   const slices = [...stored];
   if (services.some((s) => s.selector)) {
     const model = modelFromObjects(other, invalid);
-    const pods: PodInfo[] = [];
+    // Indexed once (a change at 10k Services must not cost Services × pods).
+    const endpointsOf = new Map<string, typeof model.endpoints>();
+    for (const e of model.endpoints) {
+      const k = `${e.namespace}/${e.pod}`;
+      const list = endpointsOf.get(k);
+      if (list) list.push(e);
+      else endpointsOf.set(k, [e]);
+    }
+    const podsIn = new Map<string, PodInfo[]>();
     for (const p of model.pods) {
-      const eps = model.endpoints.filter((e) => e.namespace === p.namespace && e.pod === p.name);
+      const eps = endpointsOf.get(`${p.namespace}/${p.name}`) ?? [];
       if (eps.length === 0) continue;
-      pods.push({
+      const info: PodInfo = {
         namespace: p.namespace, name: p.name, labels: p.labels, node: eps[0]!.node, ips: eps.flatMap((e) => e.ips),
         ports: p.ports.map((x) => ({ ...(x.name ? { name: x.name } : {}), containerPort: x.containerPort, protocol: x.protocol })), attached: true,
-      });
+      };
+      const list = podsIn.get(p.namespace);
+      if (list) list.push(info);
+      else podsIn.set(p.namespace, [info]);
     }
+    const hasStored = new Set(stored.map((x) => `${x.namespace}/${x.service}`));
     for (const s of services) {
-      if (!s.selector) continue;
-      if (stored.some((x) => x.namespace === s.namespace && x.service === s.name)) continue;
-      slices.push(...endpointSlicesFor(s, pods));
+      if (!s.selector || hasStored.has(`${s.namespace}/${s.name}`)) continue;
+      slices.push(...endpointSlicesFor(s, podsIn.get(s.namespace) ?? []));
     }
   }
   return { services, slices };
@@ -117,6 +145,7 @@ export class ServicesSync {
   /** Whether a table of ours may exist (applied once, not deleted since). */
   private tableExists = false;
   private readonly reported = new Map<string, string>();
+  private readonly parsed: ParseCache = new Map();
 
   constructor(private readonly o: ServicesSyncOptions) {
     this.stored = new WatchedObjects({
@@ -162,7 +191,7 @@ export class ServicesSync {
       if (this.reported.get(key) === why) return;
       this.reported.set(key, why);
       this.o.log(`services: ignoring ${key}: ${why}`);
-    });
+    }, this.parsed);
     if (input.services.length === 0) return undefined;
     return compileServices({ node: { name: this.o.node, addresses: this.o.nodeIps() }, services: input.services, slices: input.slices });
   }
