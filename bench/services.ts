@@ -167,12 +167,13 @@ interface SizeResult {
   samples: ChangeSample[];
 }
 
-/** Reads the changed Service back: its selection chain must pick among `endpoints` and name the changed address when it was added. */
+/** Reads the changed Service back: the TCP endpoint map must hold `endpoints` ranges for its ClusterIP, naming the changed address when it was added. */
 function verifyTrellis(ns: string, b: BenchServices, index: number, endpoints: number, ip: string, op: "add" | "remove"): void {
   const s = b.services[index]!;
-  const chain = `svc_sp_${servicePortId(s, s.ports[0]!)}`;
-  const out = inNs(ns, "nft", ["list", "chain", "inet", "trellis-svc", chain]).stdout;
-  if (!out.includes(`mod ${endpoints} `) || out.includes(ip) !== (op === "add")) throw new Error(`${ns}: ${chain} does not show the change (${op} ${ip}):\n${out}`);
+  const map = "svc_endpoints_tcp";
+  const out = inNs(ns, "nft", ["list", "map", "inet", "trellis-svc", map]).stdout;
+  const mine = (/elements = \{([^}]*)\}/.exec(out)?.[1] ?? "").split(",").map((x) => x.trim()).filter((x) => x.startsWith(`${s.clusterIP} . ${s.ports[0]!.port} . `));
+  if (mine.length !== endpoints || mine.some((x) => x.includes(`: ${ip} `)) !== (op === "add")) throw new Error(`${ns}: ${map} does not show the change (${op} ${ip}):\n${mine.join("\n")}`);
 }
 
 function verifyKubeProxy(ns: string, b: BenchServices, index: number, endpoints: number, ip: string, op: "add" | "remove"): void {

@@ -22,7 +22,7 @@
 //   forward and output for new connections: `goto svc_reject` (tcp reset, icmp port-unreachable)
 //   or `drop` when the only endpoints are elsewhere and the traffic policy is Local.
 import { formatIp, parseIp } from "../model/ip.js";
-import { type EndpointSlice, type Protocol, type Service, type ServicePort } from "./model.js";
+import { PROTOCOLS, type EndpointSlice, type Protocol, type Service, type ServicePort } from "./model.js";
 
 export const SERVICES_TABLE = "trellis-svc";
 export const MASQ_MARK = 0x4000;
@@ -39,8 +39,11 @@ export type Rule =
   | { t: "masquerade-marked" }
   /** ct status dnat ip saddr . ip daddr @svc_hairpin masquerade: an endpoint that reached itself through its Service. */
   | { t: "hairpin-masq" }
-  /** meta l4proto <p> dnat ip to numgen random mod SLOTS map @map: the endpoint whose slot range holds the number. */
-  | { t: "dnat-map"; protocol: Protocol; map: string }
+  /**
+   * meta l4proto <p> dnat ip to [ip daddr .] <p> dport . numgen random mod SLOTS map @map: the
+   * endpoint of this frontend (ClusterIP:port, or NodePort) whose slot range holds the number.
+   */
+  | { t: "dnat-map"; protocol: Protocol; map: string; key: "addr-port" | "port" }
   /** ip saddr @set goto chain */
   | { t: "affinity-check"; set: string; chain: string }
   /** update @set { ip saddr } */
@@ -73,15 +76,27 @@ export interface AffinitySet {
 }
 
 /**
- * The endpoints of one service port as an interval map over `numgen random mod SLOTS`: endpoint
- * i of N owns slots [floor(i·SLOTS/N), floor((i+1)·SLOTS/N) − 1]. Scaling rewrites only these
- * elements; the rule that reads the map stays as it is.
+ * The endpoints of every frontend of one protocol in ONE interval map, keyed by the frontend
+ * (`ClusterIP . port`, or the NodePort alone) and a range of `numgen random mod SLOTS`: endpoint i
+ * of N owns slots [floor(i·SLOTS/N), floor((i+1)·SLOTS/N) − 1]. Scaling rewrites only elements;
+ * the number of maps does not grow with the Services (the kernel lists sets in O(sets²): 10k
+ * per-Service maps made every `nft -f` cost seconds).
  */
 export interface EndpointMap {
   name: string;
   /** Its data type names the protocol (`ip daddr . tcp dport`): nft 1.0 cannot read back `th dport` maps used after `meta l4proto`. */
   protocol: Protocol;
-  endpoints: Array<{ lo: number; hi: number; ip: string; port: number }>;
+  key: "addr-port" | "port";
+  /** `prefix` is "10.96.0.10 . 53" (addr-port) or "30080" (port). */
+  elements: EndpointElement[];
+}
+
+export interface EndpointElement {
+  prefix: string;
+  lo: number;
+  hi: number;
+  ip: string;
+  port: number;
 }
 
 export interface Ruleset {
@@ -115,6 +130,11 @@ export const MAP_NODE_PORTS = "svc_node_ports";
 export const MAP_NO_ENDPOINTS = "svc_no_endpoints";
 export const MAP_NO_ENDPOINT_NODE_PORTS = "svc_no_endpoint_node_ports";
 export const SET_HAIRPIN = "svc_hairpin";
+/** The shared objects per protocol: endpoint maps and the chains that DNAT through them. */
+export const endpointMapName = (p: Protocol, key: "addr-port" | "port"): string => `svc_${key === "port" ? "nodeport_" : ""}endpoints_${p.toLowerCase()}`;
+export const dnatChainName = (p: Protocol, key: "addr-port" | "port"): string => `svc_${key === "port" ? "nodeport_" : ""}dnat_${p.toLowerCase()}`;
+/** NodePort traffic of an ETP Cluster Service: marked for masquerade, then DNATed. */
+export const extChainName = (p: Protocol): string => `svc_nodeport_masq_dnat_${p.toLowerCase()}`;
 export const CHAIN_SERVICES = "svc_services";
 export const CHAIN_MARK_MASQ = "svc_mark_masq";
 export const CHAIN_REJECT = "svc_reject";
@@ -176,6 +196,11 @@ function baseChains(): Chain[] {
     },
     { name: CHAIN_MARK_MASQ, rules: [{ t: "mark-masq" }] },
     { name: CHAIN_REJECT, rules: [{ t: "reject-tcp" }, { t: "reject" }] },
+    ...PROTOCOLS.flatMap((p): Chain[] => [
+      { name: dnatChainName(p, "addr-port"), rules: [{ t: "dnat-map", protocol: p, map: endpointMapName(p, "addr-port"), key: "addr-port" }] },
+      { name: dnatChainName(p, "port"), rules: [{ t: "dnat-map", protocol: p, map: endpointMapName(p, "port"), key: "port" }] },
+      { name: extChainName(p), rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: dnatChainName(p, "port") }] },
+    ]),
   ];
 }
 
@@ -187,6 +212,9 @@ export function compileServices(input: CompileInput): Ruleset {
   const chains = new Map<string, Chain>();
   const sets = new Map<string, AffinitySet>();
   const endpointMaps = new Map<string, EndpointMap>();
+  for (const p of PROTOCOLS) {
+    for (const key of ["addr-port", "port"] as const) endpointMaps.set(endpointMapName(p, key), { name: endpointMapName(p, key), protocol: p, key, elements: [] });
+  }
   const hairpin = new Set<string>();
   const services = [...input.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   // Slices by Service, once: a Service's endpoints are then found without scanning every slice.
@@ -206,31 +234,6 @@ export function compileServices(input: CompileInput): Ruleset {
     for (const port of svc.ports) {
       const id = servicePortId(svc, port);
       const affinity = svc.sessionAffinity === "ClientIP";
-      const epChain = (e: UsableEndpoint): string => {
-        const name = `svc_ep_${id}__${e.ip}/${e.port}`;
-        if (!chains.has(name)) {
-          const set = `svc_aff_${id}__${e.ip}/${e.port}`;
-          sets.set(set, { name: set, timeoutSeconds: svc.affinityTimeoutSeconds });
-          chains.set(name, { name, rules: [{ t: "affinity-update", set }, { t: "dnat", protocol: port.protocol, ip: e.ip, port: e.port }] });
-        }
-        return name;
-      };
-      // A selection chain. Without affinity its objects depend on the Service alone: the chain
-      // reads an endpoint map, and endpoints only change that map's elements. With ClientIP
-      // affinity it is kube-proxy's layout (one chain and one affinity set per endpoint).
-      const selection = (name: string, eps: UsableEndpoint[], comment: string): string => {
-        if (!affinity) {
-          const map = name.replace(/^svc_sp(l?)_/, "svc_eps$1_");
-          endpointMaps.set(map, { name: map, protocol: port.protocol, endpoints: slotRanges(eps.length).map((r, i) => ({ ...r, ip: eps[i]!.ip, port: eps[i]!.port })) });
-          chains.set(name, { name, rules: [{ t: "dnat-map", protocol: port.protocol, map }], comment });
-          return name;
-        }
-        const targets = eps.map(epChain);
-        const rules: Rule[] = eps.map((e, i) => ({ t: "affinity-check", set: `svc_aff_${id}__${e.ip}/${e.port}`, chain: targets[i]! }));
-        if (targets.length) rules.push({ t: "numgen", chains: targets });
-        chains.set(name, { name, rules, comment });
-        return name;
-      };
       const mine = slicesOf.get(`${svc.namespace}/${svc.name}`) ?? [];
       const all = usableEndpoints(svc, port, mine);
       const local = usableEndpoints(svc, port, mine, input.node.name);
@@ -238,29 +241,61 @@ export function compileServices(input: CompileInput): Ruleset {
       const addrKey = `${clusterIp} . ${l4(port.protocol)} . ${port.port}`;
       const npKey = port.nodePort !== undefined && svc.type === "NodePort" ? `${l4(port.protocol)} . ${port.nodePort}` : undefined;
       const label = `${svc.namespace}/${svc.name}:${port.name || port.port}`;
-      const needsLocal = svc.internalTrafficPolicy === "Local" || (npKey !== undefined && svc.externalTrafficPolicy === "Local");
-      const needsAll = svc.internalTrafficPolicy === "Cluster" || (npKey !== undefined && svc.externalTrafficPolicy === "Cluster");
-      const sp = needsAll && (all.length > 0 || !affinity) ? selection(`svc_sp_${id}`, all, `${label} endpoints`) : undefined;
-      const spl = needsLocal && (local.length > 0 || !affinity) ? selection(`svc_spl_${id}`, local, `${label} local endpoints`) : undefined;
+      const internal = svc.internalTrafficPolicy === "Local" ? local : all;
+      const external = svc.externalTrafficPolicy === "Local" ? local : all;
+
+      // Where a frontend's traffic goes: the shared DNAT chain of its protocol (its endpoints are
+      // elements of that protocol's map), or, with ClientIP affinity, this port's own chains.
+      let clusterTarget: string;
+      let nodePortTarget: string | undefined;
+      if (!affinity) {
+        const slots = (prefix: string, map: string, eps: UsableEndpoint[]): void => {
+          endpointMaps.get(map)!.elements.push(...slotRanges(eps.length).map((r, i) => ({ prefix, ...r, ip: eps[i]!.ip, port: eps[i]!.port })));
+        };
+        slots(`${clusterIp} . ${port.port}`, endpointMapName(port.protocol, "addr-port"), internal);
+        clusterTarget = dnatChainName(port.protocol, "addr-port");
+        if (npKey) {
+          slots(String(port.nodePort), endpointMapName(port.protocol, "port"), external);
+          nodePortTarget = svc.externalTrafficPolicy === "Local" ? dnatChainName(port.protocol, "port") : extChainName(port.protocol);
+        }
+      } else {
+        const epChain = (e: UsableEndpoint): string => {
+          const name = `svc_ep_${id}__${e.ip}/${e.port}`;
+          if (!chains.has(name)) {
+            const set = `svc_aff_${id}__${e.ip}/${e.port}`;
+            sets.set(set, { name: set, timeoutSeconds: svc.affinityTimeoutSeconds });
+            chains.set(name, { name, rules: [{ t: "affinity-update", set }, { t: "dnat", protocol: port.protocol, ip: e.ip, port: e.port }] });
+          }
+          return name;
+        };
+        const selection = (name: string, eps: UsableEndpoint[], comment: string): string => {
+          const targets = eps.map(epChain);
+          const rules: Rule[] = eps.map((e, i) => ({ t: "affinity-check", set: `svc_aff_${id}__${e.ip}/${e.port}`, chain: targets[i]! }));
+          if (targets.length) rules.push({ t: "numgen", chains: targets });
+          chains.set(name, { name, rules, comment });
+          return name;
+        };
+        clusterTarget = svc.internalTrafficPolicy === "Local" ? selection(`svc_spl_${id}`, local, `${label} local endpoints`) : selection(`svc_sp_${id}`, all, `${label} endpoints`);
+        if (npKey) {
+          if (svc.externalTrafficPolicy === "Local") nodePortTarget = selection(`svc_spl_${id}`, local, `${label} local endpoints`);
+          else {
+            const sp = selection(`svc_sp_${id}`, all, `${label} endpoints`);
+            nodePortTarget = `svc_ext_${id}`;
+            chains.set(nodePortTarget, { name: nodePortTarget, rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: sp }], comment: `${label} from outside: masquerade` });
+          }
+        }
+      }
 
       // ClusterIP traffic.
-      const internal = svc.internalTrafficPolicy === "Local" ? local : all;
       if (all.length === 0) noEndpoints[addrKey] = `goto ${CHAIN_REJECT}`;
       else if (internal.length === 0) noEndpoints[addrKey] = "drop";
-      else clusterIps[addrKey] = `goto ${svc.internalTrafficPolicy === "Local" ? spl : sp}`;
+      else clusterIps[addrKey] = `goto ${clusterTarget}`;
 
       // NodePort traffic, on every local address of the node.
       if (npKey) {
-        let ext: string | undefined;
-        if (svc.externalTrafficPolicy === "Cluster" && sp) {
-          ext = `svc_ext_${id}`;
-          chains.set(ext, { name: ext, rules: [{ t: "jump", chain: CHAIN_MARK_MASQ }, { t: "goto", chain: sp }], comment: `${label} from outside: masquerade` });
-        }
         if (all.length === 0) noEndpointNodePorts[npKey] = `goto ${CHAIN_REJECT}`;
-        else if (svc.externalTrafficPolicy === "Local") {
-          if (local.length === 0) noEndpointNodePorts[npKey] = "drop";
-          else nodePorts[npKey] = `goto ${spl}`;
-        } else nodePorts[npKey] = `goto ${ext}`;
+        else if (external.length === 0) noEndpointNodePorts[npKey] = "drop";
+        else nodePorts[npKey] = `goto ${nodePortTarget}`;
       }
     }
   }

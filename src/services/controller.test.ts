@@ -73,7 +73,7 @@ describe("ServicesSync", () => {
       await store.put(`${SERVICE_PREFIX}shop/web`, JSON.stringify(web));
       const full = await next;
       assert.match(full, /^add table inet trellis-svc\ndelete table inet trellis-svc\nadd table inet trellis-svc\n/);
-      assert.match(full, /^add element inet trellis-svc svc_eps_shop\/web\/tcp\/http \{ 0-1048575 : 10\.244\.2\.5 \. 8080 \}$/m);
+      assert.match(full, /^add element inet trellis-svc svc_endpoints_tcp \{ 10\.96\.0\.10 \. 80 \. 0-1048575 : 10\.244\.2\.5 \. 8080 \}$/m);
 
       next = k.next();
       await store.put("/trellis/pods/shop/web-2", JSON.stringify(pod2));

@@ -43,22 +43,23 @@ describe("renderFull", () => {
     const text = renderFull(after, before);
     assert.match(text, /flush chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80\ndelete chain inet trellis-svc svc_ep_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
     assert.match(text, /delete set inet trellis-svc svc_aff_default\/sticky\/tcp\/80__10\.244\.1\.10\/8080/);
-    const dnsBefore = compileServices({ node: NODE, services: [DNS_SERVICE], slices: [DNS_SLICE] });
-    assert.match(renderFull(after, dnsBefore), /^delete map inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns$/m);
   });
 });
 
 describe("renderDelta", () => {
   const dns = (eps: ReturnType<typeof ep>[]) => compileServices({ node: NODE, services: [DNS_SERVICE, WEB_LOCAL], slices: [{ ...DNS_SLICE, endpoints: eps }, WEB_SLICE] });
   const lines = (text: string): string[] => text.trim().split("\n");
-  it("an endpoint added: only elements of that Service's endpoint maps, nothing of other Services", () => {
+  it("an endpoint added: only elements of the endpoint maps, those of this Service's frontends, nothing of other Services", () => {
     const text = renderDelta(dns(DNS_SLICE.endpoints), dns([...DNS_SLICE.endpoints, ep("10.244.3.3", "node3")]))!;
-    for (const l of lines(text)) assert.match(l, /^(add|delete) element inet trellis-svc svc_eps_default\/kube-dns\//, l);
-    assert.match(text, /^add element inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns \{ .*786432-1048575 : 10\.244\.3\.3 \. 53 \}$/m);
+    for (const l of lines(text)) {
+      assert.match(l, /^(add|delete) element inet trellis-svc svc_endpoints_(udp|tcp) \{ 10\.96\.0\.10 \. 53 \. /, l);
+      assert.doesNotMatch(l, /10\.96\.0\.20/);
+    }
+    assert.match(text, /^add element inet trellis-svc svc_endpoints_udp \{ .*10\.96\.0\.10 \. 53 \. 786432-1048575 : 10\.244\.3\.3 \. 53 \}$/m);
   });
   it("an endpoint removed: only elements, the hairpin set's included when it was on this node", () => {
     const text = renderDelta(dns(DNS_SLICE.endpoints), dns(DNS_SLICE.endpoints.filter((e) => e.addresses[0] !== "10.244.1.5")))!;
-    for (const l of lines(text)) assert.match(l, /^(add|delete) element inet trellis-svc (svc_eps_default\/kube-dns\/|svc_hairpin )/, l);
+    for (const l of lines(text)) assert.match(l, /^(add|delete) element inet trellis-svc (svc_endpoints_(udp|tcp)|svc_hairpin) /, l);
     assert.match(text, /^delete element inet trellis-svc svc_hairpin \{ 10\.244\.1\.5 \. 10\.244\.1\.5 \}$/m);
   });
   it("last endpoint gone and back: map elements move between the service map and the reject map, no chain changes", () => {
@@ -78,11 +79,17 @@ describe("renderDelta", () => {
     assert.match(text, /^flush chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80$/m);
     assert.match(text, /numgen random mod 3 vmap/);
   });
-  it("a Service removed: its elements, then its chains, then its endpoint maps", () => {
-    const text = renderDelta(dns(DNS_SLICE.endpoints), compileServices({ node: NODE, services: [WEB_LOCAL], slices: [WEB_SLICE] }))!;
+  it("a Service added or removed: only elements (its frontends and endpoints); objects are shared per protocol", () => {
+    const web = compileServices({ node: NODE, services: [WEB_LOCAL], slices: [WEB_SLICE] });
+    for (const text of [renderDelta(dns(DNS_SLICE.endpoints), web)!, renderDelta(web, dns(DNS_SLICE.endpoints))!]) {
+      for (const l of lines(text)) assert.match(l, /^(add|delete) element /, l);
+    }
+  });
+  it("a ClientIP Service removed: its elements first, then its chains, then its affinity sets", () => {
+    const text = renderDelta(compileServices({ node: NODE, services: [AFFINITY], slices: [AFFINITY_SLICE] }), compileServices({ node: NODE, services: [], slices: [] }))!;
     const at = (re: RegExp): number => lines(text).findIndex((l) => re.test(l));
-    assert.ok(at(/^delete element inet trellis-svc svc_cluster_ips/) < at(/^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/));
-    assert.ok(at(/^delete chain inet trellis-svc svc_sp_default\/kube-dns\/udp\/dns$/) < at(/^delete map inet trellis-svc svc_eps_default\/kube-dns\/udp\/dns$/));
+    assert.ok(at(/^delete element inet trellis-svc svc_cluster_ips/) < at(/^delete chain inet trellis-svc svc_sp_default\/sticky\/tcp\/80$/));
+    assert.ok(at(/^delete chain inet trellis-svc svc_ep_default\/sticky/) < at(/^delete set inet trellis-svc svc_aff_default\/sticky/));
   });
   it("nothing changed: an empty script", () => {
     assert.equal(renderDelta(dns(DNS_SLICE.endpoints), dns(DNS_SLICE.endpoints)), "");

@@ -2,7 +2,7 @@
 // (a no-op when it exists) and flushed before it is filled, so one script replaces everything
 // Trellis' services own in table `inet trellis-svc` atomically;
 // renderDelta sends only what changed between two rulesets. Pure.
-import { MASQ_MARK, SERVICES_TABLE, SET_HAIRPIN, SLOTS, type AffinitySet, type Chain, type EndpointMap, type Rule, type Ruleset, type VerdictMap } from "./compile.js";
+import { MASQ_MARK, SERVICES_TABLE, SET_HAIRPIN, SLOTS, type AffinitySet, type Chain, type EndpointElement, type EndpointMap, type Rule, type Ruleset, type VerdictMap } from "./compile.js";
 
 const T = `inet ${SERVICES_TABLE}`;
 const q = (s: string): string => `"${s.replace(/["\\]/g, "")}"`;
@@ -24,8 +24,10 @@ export function renderRule(r: Rule): string {
       return `meta mark & ${hex(MASQ_MARK)} == ${hex(MASQ_MARK)} meta mark set meta mark ^ ${hex(MASQ_MARK)} masquerade fully-random`;
     case "hairpin-masq":
       return `ct status dnat ip saddr . ip daddr @${SET_HAIRPIN} masquerade fully-random`;
-    case "dnat-map":
-      return `meta l4proto ${r.protocol.toLowerCase()} dnat ip to numgen random mod ${SLOTS} map @${r.map}`;
+    case "dnat-map": {
+      const p = r.protocol.toLowerCase();
+      return `meta l4proto ${p} dnat ip to ${r.key === "addr-port" ? "ip daddr . " : ""}${p} dport . numgen random mod ${SLOTS} map @${r.map}`;
+    }
     case "affinity-check":
       return `ip saddr @${r.set} goto ${r.chain}`;
     case "affinity-update":
@@ -51,11 +53,15 @@ const mapType = (m: VerdictMap): string =>
   m.key === "addr-proto-port" ? "type ipv4_addr . inet_proto . inet_service : verdict;" : "type inet_proto . inet_service : verdict;";
 const mapDecl = (m: VerdictMap): string => `add map ${T} ${m.name} { ${mapType(m)} }`;
 const setDecl = (s: AffinitySet): string => `add set ${T} ${s.name} { type ipv4_addr; flags dynamic,timeout; timeout ${s.timeoutSeconds}s; }`;
-const endpointMapDecl = (m: EndpointMap): string => `add map ${T} ${m.name} { typeof numgen random mod ${SLOTS} : ip daddr . ${m.protocol.toLowerCase()} dport; flags interval; }`;
+const endpointMapDecl = (m: EndpointMap): string => {
+  const p = m.protocol.toLowerCase();
+  return `add map ${T} ${m.name} { typeof ${m.key === "addr-port" ? "ip daddr . " : ""}${p} dport . numgen random mod ${SLOTS} : ip daddr . ${p} dport; flags interval; }`;
+};
 const hairpinDecl = `add set ${T} ${SET_HAIRPIN} { type ipv4_addr . ipv4_addr; }`;
 const range = (e: { lo: number; hi: number }): string => (e.lo === e.hi ? String(e.lo) : `${e.lo}-${e.hi}`);
-const slotElement = (e: EndpointMap["endpoints"][number]): string => `${range(e)} : ${e.ip} . ${e.port}`;
-const endpointElements = (m: EndpointMap, es: EndpointMap["endpoints"]): string[] =>
+const slotKey = (e: EndpointElement): string => `${e.prefix} . ${range(e)}`;
+const slotElement = (e: EndpointElement): string => `${slotKey(e)} : ${e.ip} . ${e.port}`;
+const endpointElements = (m: EndpointMap, es: readonly EndpointElement[]): string[] =>
   es.length ? [`add element ${T} ${m.name} { ${es.map(slotElement).join(", ")} }`] : [];
 const hairpinElements = (ips: readonly string[]): string[] =>
   ips.length ? [`add element ${T} ${SET_HAIRPIN} { ${ips.map((ip) => `${ip} . ${ip}`).join(", ")} }`] : [];
@@ -93,7 +99,7 @@ export function renderFull(r: Ruleset, previous?: Ruleset): string {
     ...staleEpMaps.map((m) => `delete map ${T} ${m.name}`),
     ...r.chains.flatMap(ruleLines),
     ...r.maps.flatMap((m) => elements(m, sortedKeys(m.elements))),
-    ...r.endpointMaps.flatMap((m) => endpointElements(m, m.endpoints)),
+    ...r.endpointMaps.flatMap((m) => endpointElements(m, m.elements)),
     ...hairpinElements(r.hairpin),
   ];
   return lines.join("\n") + "\n";
@@ -134,12 +140,12 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
   }
   // Endpoint maps: ranges that are gone or point elsewhere deleted, new ones added (deletes first: intervals may not overlap).
   for (const m of after.endpointMaps) {
-    const was = oldEpMaps.get(m.name)?.endpoints ?? [];
-    const now = new Set(m.endpoints.map(slotElement));
+    const was = oldEpMaps.get(m.name)?.elements ?? [];
+    const now = new Set(m.elements.map(slotElement));
     const had = new Set(was.map(slotElement));
     const del = was.filter((e) => !now.has(slotElement(e)));
-    if (del.length) lines.push(`delete element ${T} ${m.name} { ${del.map(range).join(", ")} }`);
-    adds.push(...endpointElements(m, m.endpoints.filter((e) => !had.has(slotElement(e)))));
+    if (del.length) lines.push(`delete element ${T} ${m.name} { ${del.map(slotKey).join(", ")} }`);
+    adds.push(...endpointElements(m, m.elements.filter((e) => !had.has(slotElement(e)))));
   }
   const hpBefore = new Set(before.hairpin);
   const hpAfter = new Set(after.hairpin);

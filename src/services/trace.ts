@@ -70,7 +70,8 @@ export function tracePacket(r: Ruleset, p: TracePacket): TraceResult {
         return { t: "continue" };
       case "dnat-map": {
         if (rule.protocol !== p.protocol) return { t: "continue" };
-        const eps = endpointMaps.get(rule.map)?.endpoints ?? [];
+        const prefix = rule.key === "addr-port" ? `${p.dst} . ${p.port}` : String(p.port);
+        const eps = (endpointMaps.get(rule.map)?.elements ?? []).filter((e) => e.prefix === prefix).sort((a, b) => a.lo - b.lo);
         const e = eps[(p.pick ?? 0) % Math.max(eps.length, 1)];
         // An empty map: the lookup misses, the rule does not match.
         return e ? { t: "dnat", endpoint: `${e.ip}:${e.port}` } : { t: "continue" };

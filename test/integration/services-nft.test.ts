@@ -23,14 +23,14 @@ const apply = (ns: Netns, script: string): string => nft(ns, ["-f", "-"], script
 /** The table with handles, elements left out: what must not change when only elements do. */
 const rulesWithHandles = (ns: Netns): string =>
   nft(ns, ["-a", "list", "table", "inet", SERVICES_TABLE]).replace(/\n\s*elements = \{[^}]*\}/g, "");
-/** An endpoint map's elements as the kernel holds them: "lo-hi : ip . port", sorted. */
+/** An endpoint map's elements as the kernel holds them: "prefix . lo-hi : ip . port", sorted. */
 function kernelRanges(ns: Netns, map: string): string[] {
   const text = nft(ns, ["list", "map", "inet", SERVICES_TABLE, map]).replace(/\s+/g, " ");
   const m = /elements = \{ ([^}]*) \}/.exec(text);
   return m ? m[1]!.split(",").map((x) => x.trim()).sort() : [];
 }
 const modelRanges = (r: Ruleset, map: string): string[] =>
-  (r.endpointMaps.find((m) => m.name === map)?.endpoints ?? []).map((e) => `${e.lo}-${e.hi} : ${e.ip} . ${e.port}`).sort();
+  (r.endpointMaps.find((m) => m.name === map)?.elements ?? []).map((e) => `${e.prefix} . ${e.lo}-${e.hi} : ${e.ip} . ${e.port}`).sort();
 
 describe("services ruleset on the kernel's nftables", { skip, timeout: 60_000 }, () => {
   const pool = new NetnsPool();
@@ -48,7 +48,7 @@ describe("services ruleset on the kernel's nftables", { skip, timeout: 60_000 },
   });
 
   test("scaling up, down, to zero and back: element operations only, the kernel holds the model's ranges", () => {
-    const map = "svc_eps_default/kube-dns/udp/dns";
+    const map = "svc_endpoints_udp";
     const at = (ips: string[]): Ruleset => compileServices({
       node: NODE, services: [DNS_SERVICE, WEB_LOCAL], slices: [{ ...DNS_SLICE, endpoints: ips.map((ip) => ep(ip, ip.startsWith("10.244.1.") ? "node1" : "node2")) }, WEB_SLICE],
     });
