@@ -61,8 +61,11 @@ const hairpinDecl = `add set ${T} ${SET_HAIRPIN} { type ipv4_addr . ipv4_addr; }
 const range = (e: { lo: number; hi: number }): string => (e.lo === e.hi ? String(e.lo) : `${e.lo}-${e.hi}`);
 const slotKey = (e: EndpointElement): string => `${e.prefix} . ${range(e)}`;
 const slotElement = (e: EndpointElement): string => `${slotKey(e)} : ${e.ip} . ${e.port}`;
+/** Elements per `add element` line: one huge line of a concatenated interval map overflows nft's netlink buffer (ENOBUFS). */
+export const ELEMENTS_PER_LINE = 256;
+const chunks = <X>(xs: readonly X[]): X[][] => Array.from({ length: Math.ceil(xs.length / ELEMENTS_PER_LINE) }, (_, i) => xs.slice(i * ELEMENTS_PER_LINE, (i + 1) * ELEMENTS_PER_LINE));
 const endpointElements = (m: EndpointMap, es: readonly EndpointElement[]): string[] =>
-  es.length ? [`add element ${T} ${m.name} { ${es.map(slotElement).join(", ")} }`] : [];
+  chunks(es).map((c) => `add element ${T} ${m.name} { ${c.map(slotElement).join(", ")} }`);
 const hairpinElements = (ips: readonly string[]): string[] =>
   ips.length ? [`add element ${T} ${SET_HAIRPIN} { ${ips.map((ip) => `${ip} . ${ip}`).join(", ")} }`] : [];
 const ruleLines = (c: Chain): string[] => c.rules.map((r) => `add rule ${T} ${c.name} ${renderRule(r)}`);
@@ -144,7 +147,7 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
     const now = new Set(m.elements.map(slotElement));
     const had = new Set(was.map(slotElement));
     const del = was.filter((e) => !now.has(slotElement(e)));
-    if (del.length) lines.push(`delete element ${T} ${m.name} { ${del.map(slotKey).join(", ")} }`);
+    for (const c of chunks(del)) lines.push(`delete element ${T} ${m.name} { ${c.map(slotKey).join(", ")} }`);
     adds.push(...endpointElements(m, m.elements.filter((e) => !had.has(slotElement(e)))));
   }
   const hpBefore = new Set(before.hairpin);
