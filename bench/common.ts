@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { LabTools } from "../src/lab/lab.js";
@@ -363,3 +364,44 @@ export const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : "-
 
 /** a / b, NaN unless b > 0. */
 export const ratio = (a: number, b: number): number => (b > 0 ? a / b : Number.NaN);
+
+/**
+ * A benchmark's helper process (a prober, a client, a server inside a namespace) that takes JSON
+ * lines on stdin and answers with JSON lines `{"event": ...}` on stdout. Started through `made`,
+ * so it is ended by pid at cleanup.
+ */
+export class JsonLinesProcess {
+  private readonly events: Array<Record<string, unknown>> = [];
+  private wake: (() => void) | undefined;
+  readonly child: ChildProcess;
+
+  constructor(made: Made, cmd: string, args: readonly string[], private readonly name: string) {
+    this.child = made.spawn(cmd, args, { stdin: true, output: true });
+    createInterface({ input: this.child.stdout! }).on("line", (line) => {
+      try {
+        this.events.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        return;
+      }
+      this.wake?.();
+    });
+  }
+
+  send(c: Record<string, unknown>): void {
+    this.child.stdin!.write(JSON.stringify(c) + "\n");
+  }
+
+  /** The next line, which must be `event`; fails after `timeoutMs`, when the process exits, or on abort. */
+  async expect(event: string, timeoutMs: number, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.events.length === 0) {
+      signal.throwIfAborted();
+      if (Date.now() > deadline) throw new Error(`${this.name} (pid ${this.child.pid}) said nothing for ${timeoutMs / 1000} s (waiting for "${event}")`);
+      if (this.child.exitCode !== null) throw new Error(`${this.name} (pid ${this.child.pid}) exited (${this.child.exitCode}) before "${event}"`);
+      await Promise.race([new Promise<void>((r) => (this.wake = r)), delay(200, undefined, { signal })]);
+    }
+    const e = this.events.shift()!;
+    if (e.event !== event) throw new Error(`${this.name}: expected "${event}", got ${JSON.stringify(e).slice(0, 300)}`);
+    return e;
+  }
+}

@@ -20,10 +20,9 @@
 // Every lab, namespace and process this script makes is removed (processes ended by pid) in
 // `finally`, also on error or Ctrl-C. No timing thresholds: it measures, people judge.
 // Method and caveats: bench/README.md.
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
 import { podHostIfName } from "../src/cni/attachment.js";
 import { labUp, nodeDir, type LabState, type LabTools } from "../src/lab/lab.js";
@@ -36,7 +35,7 @@ import { renderRuleset, renderSetDelta } from "../src/policy/render.js";
 import { ENDPOINT_PREFIX, modelFromObjects, type ParseCache } from "../src/policy/store-model.js";
 import { ROOT, uniq } from "../test/helpers/netns.js";
 import {
-  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f0, f1, f2, inNetns as inNs, interruptSignal, labRun, partsOf, progress, ratio, readFrom,
+  cleanupLine, CLK_TCK, commandLine, commandOutput, environment, f0, f1, f2, inNetns as inNs, interruptSignal, JsonLinesProcess, labRun, partsOf, progress, ratio, readFrom,
   requireRootAnd, run, sizeOf, table, wholeNumber, writeResults, type CleanupCheck, type Environment, type Made,
 } from "./common.js";
 import {
@@ -169,43 +168,9 @@ async function pollUntil(what: string, timeoutMs: number, signal: AbortSignal, p
 }
 
 /** The TCP prober (policy-prober.ts) running in the client pod's namespace. */
-class Prober {
-  private readonly events: Array<Record<string, unknown>> = [];
-  private wake: (() => void) | undefined;
-  readonly child: ChildProcess;
-
+class Prober extends JsonLinesProcess {
   constructor(made: Made, netns: string) {
-    const script = path.join(ROOT, "dist", "bench", "policy-prober.js");
-    this.child = made.spawn(...inNs(netns, process.execPath, script), { stdin: true, output: true });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      try {
-        this.events.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        return;
-      }
-      this.wake?.();
-    });
-  }
-
-  send(c: Record<string, unknown>): void {
-    this.child.stdin!.write(JSON.stringify(c) + "\n");
-  }
-
-  async next(timeoutMs: number, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.events.length === 0) {
-      signal.throwIfAborted();
-      if (Date.now() > deadline) throw new Error(`the prober said nothing for ${timeoutMs / 1000} s`);
-      if (this.child.exitCode !== null) throw new Error(`the prober exited (${this.child.exitCode})`);
-      await Promise.race([new Promise<void>((r) => (this.wake = r)), delay(200, undefined, { signal })]);
-    }
-    return this.events.shift()!;
-  }
-
-  async expect(event: string, timeoutMs: number, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const e = await this.next(timeoutMs, signal);
-    if (e.event !== event) throw new Error(`prober: expected "${event}", got ${JSON.stringify(e)}`);
-    return e;
+    super(made, ...inNs(netns, process.execPath, path.join(ROOT, "dist", "bench", "policy-prober.js")), "the prober");
   }
 }
 

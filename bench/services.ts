@@ -20,18 +20,16 @@
 // Everything runs in namespaces this script creates (named trlsvc-<tag>-*); nothing is done in the
 // root namespace. Namespaces and processes (ended by pid) are removed in `finally`, also on error
 // or Ctrl-C. No timing thresholds: it measures, people judge. Method and caveats: bench/README.md.
-import { spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
-import { setTimeout as delay } from "node:timers/promises";
 import { listNetns, netnsPath, processAlive } from "../src/kernel/netns.js";
 import { compileServices, servicePortId, type Ruleset } from "../src/services/compile.js";
 import type { EndpointSlice } from "../src/services/model.js";
 import { renderDelta, renderFull } from "../src/services/render.js";
 import { ROOT, uniq } from "../test/helpers/netns.js";
 import {
-  commandLine, commandOutput, environment, f0, f1, f2, interruptSignal, Made, partsOf, ratio, requireRootAnd, table, wholeNumber, writeResults,
+  commandLine, commandOutput, environment, f0, f1, f2, interruptSignal, JsonLinesProcess, Made, partsOf, ratio, requireRootAnd, table, wholeNumber, writeResults,
 } from "./common.js";
 import { parseProcStat } from "./probes.js";
 import {
@@ -271,40 +269,10 @@ async function measureChanges(n: number, fullSamples: number, o: Options, trelli
 // ---------------------------------------------------------------------------------------------
 // Part 2: connections through a Service
 
-/** A client or server process in a namespace, speaking JSON lines. */
-class Peer {
-  private readonly events: Array<Record<string, unknown>> = [];
-  private wake: (() => void) | undefined;
-  readonly child: ChildProcess;
-
+/** A client or server process (services-conn.ts) in a namespace, speaking JSON lines. */
+class Peer extends JsonLinesProcess {
   constructor(made: Made, ns: string, args: string[]) {
-    const script = path.join(ROOT, "dist", "bench", "services-conn.js");
-    this.child = made.spawn("nsenter", [`--net=${netnsPath(ns)}`, "--", process.execPath, script, ...args], { stdin: true, output: true });
-    createInterface({ input: this.child.stdout! }).on("line", (line) => {
-      try {
-        this.events.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        return;
-      }
-      this.wake?.();
-    });
-  }
-
-  send(c: Record<string, unknown>): void {
-    this.child.stdin!.write(JSON.stringify(c) + "\n");
-  }
-
-  async expect(event: string, timeoutMs: number, signal: AbortSignal): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.events.length === 0) {
-      signal.throwIfAborted();
-      if (Date.now() > deadline) throw new Error(`no "${event}" from pid ${this.child.pid} in ${timeoutMs / 1000} s`);
-      if (this.child.exitCode !== null) throw new Error(`pid ${this.child.pid} exited (${this.child.exitCode}) before "${event}"`);
-      await Promise.race([new Promise<void>((r) => (this.wake = r)), delay(200, undefined, { signal })]);
-    }
-    const e = this.events.shift()!;
-    if (e.event !== event) throw new Error(`expected "${event}", got ${JSON.stringify(e).slice(0, 300)}`);
-    return e;
+    super(made, "nsenter", [`--net=${netnsPath(ns)}`, "--", process.execPath, path.join(ROOT, "dist", "bench", "services-conn.js"), ...args], `services-conn ${args[0]}`);
   }
 }
 
