@@ -40,15 +40,18 @@ test("endpointChanges: add then remove on one service, never a target; applying 
   assert.throws(() => applyChange(b.slices, changes[1]!), /changes nothing/);
 });
 
-test("an endpoint change is a small delta for Trellis: only that Service is mentioned", () => {
+test("an endpoint change is a small delta for Trellis: element operations on that Service's frontend (and the hairpin set) only", () => {
   const b = benchServices(50, 2);
   const node = { name: "node1", addresses: ["10.244.0.1"] };
   const [c] = endpointChanges(50, 1);
   const before = compileServices({ node, services: b.services, slices: b.slices });
   const after = compileServices({ node, services: b.services, slices: applyChange(b.slices, c!) });
   const delta = renderDelta(before, after)!;
-  const name = b.services[c!.index]!.name;
-  assert.ok(delta.split("\n").filter(Boolean).every((l) => l.includes(`/${name}/`)), delta);
+  const ip = b.services[c!.index]!.clusterIP!;
+  for (const l of delta.split("\n").filter(Boolean)) {
+    assert.match(l, /^(add|delete) element inet trellis-svc /, l);
+    assert.ok(l.includes(`{ ${ip} . `) || l.includes(" svc_hairpin "), l);
+  }
 });
 
 test("kube-proxy full restore: one linear KUBE-SERVICES rule per service port, statistic probabilities 1/(n-i), DNAT per endpoint", () => {
