@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { EmbeddedDatastore } from "../datastore/embedded.js";
 import { compileServices } from "./compile.js";
-import { ServicesSync, servicesFromObjects, SERVICE_PREFIX, syncScript, type ParseCache } from "./controller.js";
+import { ServicesSync, servicesFromObjects, SERVICE_PREFIX, syncScript, newParseCache } from "./controller.js";
 import { DNS_SERVICE, DNS_SLICE, NODE } from "./fixtures.js";
 
 const web = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: "shop" },
@@ -43,7 +43,7 @@ describe("servicesFromObjects", () => {
 
 describe("servicesFromObjects with a parse cache", () => {
   it("reuses the parse of an unchanged object, parses a changed one, forgets a deleted one", () => {
-    const cache: ParseCache = new Map();
+    const cache = newParseCache();
     const kv = { key: `${SERVICE_PREFIX}shop/web`, value: JSON.stringify(web) };
     const fail = (k: string, why: string): never => assert.fail(`${k}: ${why}`);
     const first = servicesFromObjects([kv], fail, cache).services[0];
@@ -51,7 +51,7 @@ describe("servicesFromObjects with a parse cache", () => {
     const changed = { ...kv, value: JSON.stringify({ ...web, spec: { ...web.spec, clusterIP: "10.96.0.11" } }) };
     assert.equal(servicesFromObjects([changed], fail, cache).services[0]!.clusterIP, "10.96.0.11");
     servicesFromObjects([], fail, cache);
-    assert.equal(cache.size, 0);
+    assert.equal(cache.services.size, 0);
   });
 });
 

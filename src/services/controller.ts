@@ -8,7 +8,7 @@ import type { Datastore } from "../datastore/types.js";
 import { WatchedObjects } from "../datastore/watched.js";
 import type { ServicesKernel } from "../kernel/services.js";
 import type { AgentMetrics } from "../metrics/sink.js";
-import { ENDPOINT_PREFIX, modelFromObjects, POD_PREFIX } from "../policy/store-model.js";
+import { ENDPOINT_PREFIX, modelFromObjects, POD_PREFIX, type ParseCache as ObjectParseCache } from "../policy/store-model.js";
 import { compileServices, SERVICES_TABLE, type Ruleset } from "./compile.js";
 import { endpointSlicesFor } from "./endpoints.js";
 import type { EndpointSlice, PodInfo, Service } from "./model.js";
@@ -30,8 +30,15 @@ export interface ServicesInput {
  */
 export const STORED_SERVICE_OPTIONS = { serviceCidr: "0.0.0.0/0", nodePortRange: [1, 65535] } as const;
 
-/** Parsed Services and EndpointSlices by key, reused while the stored value is the same (a change re-parses one object, not all). */
-export type ParseCache = Map<string, { value: string; parsed: Service | EndpointSlice }>;
+/**
+ * Parses by key, reused while the stored value is the same, so a change re-parses one object, not
+ * all: Services and EndpointSlices here, pods and namespaces in the policy model's own cache.
+ */
+export interface ParseCache {
+  services: Map<string, { value: string; parsed: Service | EndpointSlice }>;
+  objects: ObjectParseCache;
+}
+export const newParseCache = (): ParseCache => ({ services: new Map(), objects: new Map() });
 
 /**
  * Services (allocated, not headless) and their slices from stored objects: stored slices, else
@@ -45,10 +52,10 @@ export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }
   const seen = new Set<string>();
   const parsed = <T extends Service | EndpointSlice>(kv: { key: string; value: string }, parse: (v: unknown) => T): T => {
     seen.add(kv.key);
-    const hit = cache?.get(kv.key);
+    const hit = cache?.services.get(kv.key);
     if (hit && hit.value === kv.value) return hit.parsed as T;
     const p = parse(JSON.parse(kv.value));
-    cache?.set(kv.key, { value: kv.value, parsed: p });
+    cache?.services.set(kv.key, { value: kv.value, parsed: p });
     return p;
   };
   for (const kv of kvs) {
@@ -64,10 +71,14 @@ export function servicesFromObjects(kvs: Iterable<{ key: string; value: string }
       invalid(kv.key, (e as Error).message);
     }
   }
-  if (cache) for (const k of cache.keys()) if (!seen.has(k)) cache.delete(k);
+  if (cache) {
+    const others = new Set(other.map((kv) => kv.key));
+    for (const k of cache.services.keys()) if (!seen.has(k)) cache.services.delete(k);
+    for (const k of cache.objects.keys()) if (!others.has(k)) cache.objects.delete(k);
+  }
   const slices = [...stored];
   if (services.some((s) => s.selector)) {
-    const model = modelFromObjects(other, invalid);
+    const model = modelFromObjects(other, invalid, cache?.objects);
     // Indexed once (a change at 10k Services must not cost Services × pods).
     const endpointsOf = new Map<string, typeof model.endpoints>();
     for (const e of model.endpoints) {
@@ -145,7 +156,7 @@ export class ServicesSync {
   /** Whether a table of ours may exist (applied once, not deleted since). */
   private tableExists = false;
   private readonly reported = new Map<string, string>();
-  private readonly parsed: ParseCache = new Map();
+  private readonly parsed = newParseCache();
 
   constructor(private readonly o: ServicesSyncOptions) {
     this.stored = new WatchedObjects({
