@@ -6,15 +6,18 @@
 //   svc_services, which makes ONE verdict-map lookup per packet:
 //     ip daddr . meta l4proto . th dport vmap @svc_cluster_ips     (ClusterIP:port -> chain)
 //     fib daddr type local ... meta l4proto . th dport vmap @svc_node_ports   (NodePort -> chain)
-//   A service port's chain (svc_sp_<ns>/<name>/<proto>/<port>) picks an endpoint with ONE rule:
-//     meta l4proto tcp dnat ip to numgen random mod 2^20 map @svc_eps_<...>
-//   where the interval map svc_eps_<...> gives each endpoint an equal share of the range; scaling
-//   a Service changes only that map's elements (and the hairpin set's). ClientIP affinity keeps
-//   kube-proxy's layout instead: per endpoint a chain (svc_ep_<service port>__<ip>/<port>) that
-//   records the client in a timed set and DNATs, checked before `numgen ... vmap` in svc_sp_.
-//   svc_spl_... is the same over the node's local endpoints only (externalTrafficPolicy Local for
-//   NodePorts, internalTrafficPolicy Local for ClusterIPs); svc_ext_... marks NodePort traffic of
-//   an ETP Cluster service for masquerade, then goes to svc_sp_....
+//   The frontend's chain is shared by every Service of its protocol (svc_dnat_tcp, ...) and
+//   picks an endpoint with ONE rule:
+//     meta l4proto tcp dnat ip to ip daddr . tcp dport . numgen random mod 2^20 map @svc_endpoints_tcp
+//   where the interval map holds, per frontend, each endpoint's equal share of the range (only
+//   this node's endpoints for internalTrafficPolicy Local); NodePorts likewise through
+//   svc_nodeport_dnat_<p> / svc_nodeport_endpoints_<p>, keyed by the port alone (ETP Local: local
+//   endpoints), or first through svc_nodeport_masq_dnat_<p>, which marks them for masquerade (ETP
+//   Cluster). So a Service added, removed or scaled changes only elements. ClientIP affinity keeps
+//   kube-proxy's layout instead: svc_sp_<ns>/<name>/<proto>/<port> (svc_spl_... local only) checks
+//   per-endpoint timed sets, then `numgen ... vmap` to per-endpoint chains
+//   (svc_ep_<service port>__<ip>/<port>) that record the client and DNAT; svc_ext_... marks
+//   NodePort traffic of an ETP Cluster service for masquerade, then goes to svc_sp_....
 //   svc_nat_postrouting masquerades hairpin traffic (source and DNATed destination are one
 //   endpoint: set svc_hairpin) and what was marked (mark 0x4000, as kube-proxy).
 //   No usable endpoint: the ClusterIP/NodePort is an element of svc_no_endpoints /

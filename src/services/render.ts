@@ -83,8 +83,6 @@ export function renderFull(r: Ruleset, previous?: Ruleset): string {
   const staleChains = (previous?.chains ?? []).filter((c) => !now.has(c.name));
   const sets = new Set(r.sets.map((s) => s.name));
   const staleSets = (previous?.sets ?? []).filter((s) => !sets.has(s.name));
-  const epMaps = new Set(r.endpointMaps.map((m) => m.name));
-  const staleEpMaps = (previous?.endpointMaps ?? []).filter((m) => !epMaps.has(m.name));
   const lines = [
     `add table ${T}`,
     ...r.chains.map(chainDecl),
@@ -99,7 +97,6 @@ export function renderFull(r: Ruleset, previous?: Ruleset): string {
     ...staleChains.map((c) => `flush chain ${T} ${c.name}`),
     ...staleChains.map((c) => `delete chain ${T} ${c.name}`),
     ...staleSets.map((s) => `delete set ${T} ${s.name}`),
-    ...staleEpMaps.map((m) => `delete map ${T} ${m.name}`),
     ...r.chains.flatMap(ruleLines),
     ...r.maps.flatMap((m) => elements(m, sortedKeys(m.elements))),
     ...r.endpointMaps.flatMap((m) => endpointElements(m, m.elements)),
@@ -111,13 +108,17 @@ export function renderFull(r: Ruleset, previous?: Ruleset): string {
 /**
  * The change from `before` (in the kernel) to `after`: new chains and sets added, chains whose
  * rules changed flushed and refilled, map elements added and deleted one by one, stale chains and
- * sets deleted; untouched chains are not mentioned. An endpoint joining or leaving a Service
- * touches that Service's endpoint chains, its selection chain, and map elements only when the
- * port gains its first or loses its last endpoint. Returns undefined when the base chains differ
- * (another Trellis version wrote them): then renderFull.
+ * sets deleted; untouched chains are not mentioned. A Service added, removed or scaled is element
+ * operations only (its frontends in the verdict maps, its endpoints' ranges, the hairpin set),
+ * except with ClientIP affinity, whose per-endpoint chains and sets come and go (kube-proxy's
+ * layout). Returns undefined when the fixed objects differ (another Trellis version wrote them):
+ * then renderFull.
  */
 export function renderDelta(before: Ruleset, after: Ruleset): string | undefined {
-  const base = (r: Ruleset): string => JSON.stringify([r.chains.filter((c) => c.hook).map((c) => [c.name, c.hook]), r.maps.map((m) => [m.name, m.key])]);
+  // The endpoint maps are fixed objects (one per protocol and key): part of the base, never added or deleted here.
+  const base = (r: Ruleset): string => JSON.stringify([
+    r.chains.filter((c) => c.hook).map((c) => [c.name, c.hook]), r.maps.map((m) => [m.name, m.key]), r.endpointMaps.map((m) => [m.name, m.protocol, m.key]),
+  ]);
   if (base(before) !== base(after)) return undefined;
   const old = new Map(before.chains.map((c) => [c.name, c]));
   const now = new Map(after.chains.map((c) => [c.name, c]));
@@ -129,8 +130,6 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
   const lines: string[] = [];
   lines.push(...after.sets.filter((s) => !oldSets.has(s.name)).map(setDecl));
   const oldEpMaps = new Map(before.endpointMaps.map((m) => [m.name, m]));
-  const newEpMaps = new Set(after.endpointMaps.map((m) => m.name));
-  lines.push(...after.endpointMaps.filter((m) => !oldEpMaps.has(m.name)).map(endpointMapDecl));
   lines.push(...added.map(chainDecl));
   const oldMaps = new Map(before.maps.map((m) => [m.name, m]));
   const adds: string[] = [];
@@ -160,6 +159,5 @@ export function renderDelta(before: Ruleset, after: Ruleset): string | undefined
   lines.push(...adds);
   lines.push(...removed.map((c) => `delete chain ${T} ${c.name}`));
   lines.push(...before.sets.filter((s) => !newSets.has(s.name)).map((s) => `delete set ${T} ${s.name}`));
-  lines.push(...before.endpointMaps.filter((m) => !newEpMaps.has(m.name)).map((m) => `delete map ${T} ${m.name}`));
   return lines.join("\n") + (lines.length ? "\n" : "");
 }
