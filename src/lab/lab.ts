@@ -759,27 +759,21 @@ export async function labCheck(name: string, tools: LabTools, parallel = 8): Pro
     return { allowed: v.allowed, why: [v.egress && `egress: ${v.egress.reason}`, v.ingress && `ingress: ${v.ingress.reason}`].filter(Boolean).join("; ") || "no policy applies" };
   };
   const cells: Array<CheckCell & { job: Job }> = [];
-  const sources = [...perSource.keys()];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < sources.length) {
-      const from = sources[next++]!;
-      const jobs = perSource.get(from)!;
-      const results = await probeFrom(from.netns, trellisBin, jobs.map((j) => j.target));
-      jobs.forEach((j, i) => {
-        const policy = verdictOf(j);
-        const expected = !j.unreachable && policy.allowed;
-        const err = results[i]?.error;
-        const why = j.unreachable ? j.topoWhy : policy.why;
-        cells.push({
-          job: j, from: podKey(from), to: j.to ? podKey(j.to) : OUTSIDE, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
-          expected, reached: results[i]?.reached ?? false, why: err ? `${err}; ${why}` : why,
-          ...(j.unreachable ? { unreachableByConfig: j.unreachable, accepted: !!j.accepted } : {}),
-        });
+  await eachWithin(parallel, [...perSource.keys()], async (from) => {
+    const jobs = perSource.get(from)!;
+    const results = await probeFrom(from.netns, trellisBin, jobs.map((j) => j.target));
+    jobs.forEach((j, i) => {
+      const policy = verdictOf(j);
+      const expected = !j.unreachable && policy.allowed;
+      const err = results[i]?.error;
+      const why = j.unreachable ? j.topoWhy : policy.why;
+      cells.push({
+        job: j, from: podKey(from), to: j.to ? podKey(j.to) : OUTSIDE, probe: j.target.port ? `${j.target.port}/${j.target.protocol}` : "ICMP",
+        expected, reached: results[i]?.reached ?? false, why: err ? `${err}; ${why}` : why,
+        ...(j.unreachable ? { unreachableByConfig: j.unreachable, accepted: !!j.accepted } : {}),
       });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, sources.length) }, worker));
+    });
+  });
 
   // Every path that should connect and does not: its first broken hop, from the kernel's state.
   const failed = cells.filter((c) => c.expected && !c.reached && !c.why.startsWith("prober failed"));
@@ -836,21 +830,15 @@ async function checkServices(state: LabState, model: PolicyModel, input: Service
   const bySource = new Map<string, ServiceProbeJob[]>();
   for (const j of jobs) bySource.set(j.from.key, [...(bySource.get(j.from.key) ?? []), j]);
   const cells: ServiceCheckCell[] = [];
-  const sources = [...bySource.keys()];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < sources.length) {
-      const key = sources[next++]!;
-      const mine = bySource.get(key)!;
-      const netns = plan.pods.find((p) => podKey(p) === key)!.netns;
-      const results = await probeFrom(netns, trellisBin, mine.map((j) => j.target)) as Array<ServiceProbeResult | { reached: false; error?: string }>;
-      mine.forEach((j, i) => {
-        const r = results[i];
-        cells.push(judgeServiceProbe(j, r && "answered" in r ? r : { error: (r as { error?: string } | undefined)?.error ?? "no result from the prober" }, pods));
-      });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, sources.length) }, worker));
+  await eachWithin(parallel, [...bySource.keys()], async (key) => {
+    const mine = bySource.get(key)!;
+    const netns = plan.pods.find((p) => podKey(p) === key)!.netns;
+    const results = await probeFrom(netns, trellisBin, mine.map((j) => j.target)) as Array<ServiceProbeResult | { reached: false; error?: string }>;
+    mine.forEach((j, i) => {
+      const r = results[i];
+      cells.push(judgeServiceProbe(j, r && "answered" in r ? r : { error: (r as { error?: string } | undefined)?.error ?? "no result from the prober" }, pods));
+    });
+  });
   const order = new Map(jobs.map((j, i) => [`${j.from.key} ${j.explanation.service} ${j.target.port}/${j.target.protocol}`, i]));
   return cells.sort((a, b) => order.get(`${a.from} ${a.service} ${a.probe}`)! - order.get(`${b.from} ${b.service} ${b.probe}`)!);
 }
@@ -920,6 +908,15 @@ class FactGatherer {
     }
     return f;
   }
+}
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function eachWithin<T>(limit: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 /** One prober process inside the source pod probes all its targets concurrently. */
