@@ -165,6 +165,14 @@ describe("validateNetworkConfig: refusals name the field and the value", () => {
   it("refuses a natOutgoing that is not a boolean", () => {
     for (const v of ["true", 1, 0, null]) refuses({ ...base, natOutgoing: v }, "natOutgoing", v, /true or false/);
   });
+
+  it("takes a serviceCIDR and nodePortRange, and refuses ones that are not ranges or overlap the pod network", () => {
+    const c = validateNetworkConfig({ ...base, serviceCIDR: "10.100.0.0/16", nodePortRange: "31000-31999" });
+    assert.deepEqual([c.serviceCIDR, c.nodePortRange], ["10.100.0.0/16", "31000-31999"]);
+    for (const v of ["10.100.0.1/16", "fd00::/64", "10.0.0.0/31", 7]) refuses({ ...base, serviceCIDR: v }, "serviceCIDR", v);
+    refuses({ ...base, serviceCIDR: base.network }, "serviceCIDR", base.network, /overlaps the pod network/);
+    for (const v of ["30000", "0-10", "32767-30000", "30000-70000", 30000]) refuses({ ...base, nodePortRange: v }, "nodePortRange", v, /lo-hi/);
+  });
 });
 
 const cfg = (over: Partial<NetworkConfig> = {}): NetworkConfig => ({ ...validateNetworkConfig(base), ...over });
