@@ -174,23 +174,26 @@ export async function prepareServices(store: Datastore, docs: Parsed[], opts: { 
   return {
     rollback: () => release(reserved),
     commit: async () => {
-      // Addresses and ports an applied Service held before and holds no more.
-      for (const d of services) {
-        const me = svcKey(d.object);
-        const now = new Set([d.object.clusterIP, ...d.object.ports.map((p) => p.nodePort)].filter((x) => x !== undefined).map(String));
-        await releaseHeldBy(store, me, (v) => !now.has(v));
-      }
+      // Addresses and ports an applied Service held before and holds no more (one listing for all).
+      const holds = new Map(services.map((d) => [svcKey(d.object),
+        new Set([d.object.clusterIP, ...d.object.ports.map((p) => p.nodePort)].filter((x) => x !== undefined).map(String))]));
+      await releaseWhere(store, (owner, value) => holds.get(owner)?.has(value) === false);
     },
   };
 }
 
-/** Frees the reservations of Service `ns/name` (whose value `drop` accepts): after it is deleted, or when it no longer holds them. */
-export async function releaseHeldBy(store: Datastore, service: string, drop: (value: string) => boolean = () => true): Promise<void> {
+/** Frees the reservations of Service `ns/name`, after it is deleted. */
+export function releaseHeldBy(store: Datastore, service: string): Promise<void> {
+  return releaseWhere(store, (owner) => owner === service);
+}
+
+/** Frees every reservation whose owner and value (the address or port) `drop` accepts. */
+async function releaseWhere(store: Datastore, drop: (owner: string, value: string) => boolean): Promise<void> {
   for (const prefix of [SERVICE_IP_PREFIX, NODE_PORT_PREFIX]) {
     for (const kv of (await store.list(prefix)).items) {
       let owner: string | undefined;
       try { owner = (JSON.parse(kv.value) as { service?: string }).service; } catch { continue; }
-      if (owner === service && drop(kv.key.slice(prefix.length))) await store.delete(kv.key, kv.modRevision);
+      if (owner !== undefined && drop(owner, kv.key.slice(prefix.length))) await store.delete(kv.key, kv.modRevision);
     }
   }
 }
